@@ -1,0 +1,259 @@
+//! What a fresh installation has, and how a restarted engine reconciles with its host.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use drover_host::GuestState;
+use drover_model::Value;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::auth::{hash_password, Account, SUPERUSER_ROLE};
+use crate::engine::{now, Engine};
+use crate::error::{CoreError, Result};
+
+/// Provisioning spec of the blank install template: one 8 GiB bootable disk on the default SR.
+const INSTALL_DISKS: &str =
+    r#"<provision><disk device="0" size="8589934592" sr="" bootable="true" type="system"/></provision>"#;
+
+/// Creates the pool, the local host and its storage, network and templates, and the superuser.
+pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&str>) -> Result<()> {
+    let info = engine.host.info();
+    let metrics = engine.host.metrics().await;
+    let sr_uuid = crate::txn::new_uuid();
+    let (host, sr) = engine.write(|t| {
+        let hm = t.create(
+            "host_metrics",
+            vec![
+                ("memory_total", Value::Int(metrics.memory_total as i64)),
+                ("memory_free", Value::Int(metrics.memory_free as i64)),
+                ("live", Value::Bool(true)),
+                ("last_updated", Value::DateTime(now())),
+            ],
+        )?;
+        let host = t.create(
+            "host",
+            vec![
+                ("name_label", Value::str(&info.hostname)),
+                ("hostname", Value::str(&info.hostname)),
+                ("address", Value::str("127.0.0.1")),
+                ("enabled", Value::Bool(true)),
+                ("API_version_major", Value::Int(2)),
+                ("API_version_minor", Value::Int(21)),
+                ("API_version_vendor", Value::str("Drover")),
+                ("metrics", Value::str(&*hm)),
+                (
+                    "software_version",
+                    Value::string_map([
+                        ("product_brand", "Drover"),
+                        ("product_version", env!("CARGO_PKG_VERSION")),
+                        ("host_driver", info.driver),
+                    ]),
+                ),
+                (
+                    "cpu_info",
+                    Value::string_map([
+                        ("cpu_count", info.cpu_count.to_string().as_str()),
+                        ("modelname", info.cpu_model.as_str()),
+                        ("speed", info.cpu_speed_mhz.to_string().as_str()),
+                    ]),
+                ),
+                ("allowed_operations", Value::Set(vec![Value::str("provision"), Value::str("evacuate")])),
+            ],
+        )?;
+        for n in 0..info.cpu_count {
+            t.create(
+                "host_cpu",
+                vec![
+                    ("host", Value::str(&*host)),
+                    ("number", Value::Int(n as i64)),
+                    ("modelname", Value::str(&info.cpu_model)),
+                    ("speed", Value::Int(info.cpu_speed_mhz as i64)),
+                    ("vendor", Value::str("Drover")),
+                ],
+            )?;
+        }
+        for (kind, name) in [("local", "Local directory SR"), ("iso", "ISO library")] {
+            t.create(
+                "SM",
+                vec![
+                    ("name_label", Value::str(name)),
+                    ("type", Value::str(kind)),
+                    ("vendor", Value::str("Drover")),
+                    ("version", Value::str(env!("CARGO_PKG_VERSION"))),
+                ],
+            )?;
+        }
+        let sr = t.create(
+            "SR",
+            vec![
+                ("name_label", Value::str("Local storage")),
+                ("type", Value::str("local")),
+                ("content_type", Value::str("user")),
+                ("shared", Value::Bool(false)),
+            ],
+        )?;
+        t.set("SR", &sr, "uuid", Value::str(&sr_uuid))?;
+        t.create(
+            "PBD",
+            vec![
+                ("host", Value::str(&*host)),
+                ("SR", Value::str(&*sr)),
+                ("device_config", Value::string_map([("path", format!("sr-{sr_uuid}"))])),
+                ("currently_attached", Value::Bool(true)),
+            ],
+        )?;
+        let net = t.create(
+            "network",
+            vec![
+                ("name_label", Value::str("Pool-wide network associated with eth0")),
+                ("bridge", Value::str("xenbr0")),
+                ("MTU", Value::Int(1500)),
+            ],
+        )?;
+        let pif_metrics = t.create("PIF_metrics", vec![("carrier", Value::Bool(true))])?;
+        t.create(
+            "PIF",
+            vec![
+                ("device", Value::str("eth0")),
+                ("host", Value::str(&*host)),
+                ("network", Value::str(&*net)),
+                ("MAC", Value::str(crate::objects::random_mac())),
+                ("MTU", Value::Int(1500)),
+                ("physical", Value::Bool(true)),
+                ("management", Value::Bool(true)),
+                ("currently_attached", Value::Bool(true)),
+                ("ip_configuration_mode", Value::str("Static")),
+                ("IP", Value::str("127.0.0.1")),
+                ("netmask", Value::str("255.0.0.0")),
+                ("metrics", Value::str(&*pif_metrics)),
+            ],
+        )?;
+        t.create(
+            "pool",
+            vec![
+                ("name_label", Value::str("")),
+                ("master", Value::str(&*host)),
+                ("default_SR", Value::str(&*sr)),
+                ("suspend_image_SR", Value::str(&*sr)),
+                ("crash_dump_SR", Value::str(&*sr)),
+            ],
+        )?;
+        let metrics = t.create("VM_metrics", vec![])?;
+        let tpl = t.create(
+            "VM",
+            vec![
+                ("name_label", Value::str("Other install media")),
+                ("name_description", Value::str("Template for installing an operating system from install media")),
+                ("is_a_template", Value::Bool(true)),
+                ("is_default_template", Value::Bool(true)),
+                ("memory_static_max", Value::Int(1 << 30)),
+                ("memory_dynamic_max", Value::Int(1 << 30)),
+                ("memory_dynamic_min", Value::Int(1 << 30)),
+                ("memory_static_min", Value::Int(256 << 20)),
+                ("VCPUs_max", Value::Int(1)),
+                ("VCPUs_at_startup", Value::Int(1)),
+                ("HVM_boot_policy", Value::str("BIOS order")),
+                ("HVM_boot_params", Value::string_map([("order", "cdn")])),
+                ("other_config", Value::string_map([("disks", INSTALL_DISKS), ("default_template", "true")])),
+                ("power_state", Value::str("Halted")),
+                ("metrics", Value::str(&*metrics)),
+            ],
+        )?;
+        crate::vm::refresh_allowed(t, &tpl)?;
+        Ok((host, sr))
+    })?;
+    let password = match admin_password {
+        Some(p) => p.to_string(),
+        None => {
+            let p = Alphanumeric.sample_string(&mut rand::rng(), 20);
+            write_secret(&engine.data_dir.join("admin-password"), &p)?;
+            p
+        }
+    };
+    let user = engine.write(|t| {
+        t.create("user", vec![("short_name", Value::str("admin")), ("fullname", Value::str("Drover administrator"))])
+    })?;
+    engine.put_account("admin", Account { hash: hash_password(&password)?, role: SUPERUSER_ROLE.into(), user: user.to_string() })?;
+    tracing::info!(host = %host, sr = %sr, "created a fresh installation");
+    Ok(())
+}
+
+fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| CoreError::Internal(format!("{}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+    writeln!(f, "{secret}").map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// After a start: attach storage, clear operations that died with the last process, fail tasks
+/// that were running, and bring every VM's power state in line with what the host runs.
+pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
+    let host = engine.this_host();
+    let srs: Vec<(String, String)> = engine.read(|db| {
+        db.all("PBD")
+            .filter(|p| p.str("host") == &*host)
+            .map(|p| (p.str("SR").to_string(), p.get("device_config").map_get("path").and_then(|v| v.as_str()).unwrap_or("").to_string()))
+            .collect()
+    });
+    for (sr, location) in &srs {
+        engine.host.sr_attach(sr, location).await?;
+        engine.refresh_sr(sr).await;
+    }
+    let present = engine.host.guests().await;
+    engine.write(|t| {
+        let busy: Vec<(String, String)> = t
+            .db()
+            .all("VM")
+            .map(|v| (v.r.to_string(), v.class.name.to_string()))
+            .chain(t.db().all("VDI").map(|v| (v.r.to_string(), "VDI".into())))
+            .filter(|(r, c)| t.get(c, r).is_some_and(|o| o.get("current_operations").as_map().is_some_and(|m| !m.is_empty())))
+            .collect();
+        for (r, c) in busy {
+            t.set(&c, &r, "current_operations", Value::empty_map())?;
+        }
+        let pending: Vec<String> = t
+            .db()
+            .all("task")
+            .filter(|k| matches!(k.str("status"), "pending" | "cancelling"))
+            .map(|k| k.r.to_string())
+            .collect();
+        for k in pending {
+            t.set("task", &k, "status", Value::str("failure"))?;
+            t.set("task", &k, "finished", Value::DateTime(now()))?;
+            t.set("task", &k, "allowed_operations", Value::empty_set())?;
+            t.set(
+                "task",
+                &k,
+                "error_info",
+                Value::Set(vec![Value::str("INTERNAL_ERROR"), Value::str("the engine restarted while the task ran")]),
+            )?;
+        }
+        let vms: Vec<(String, String, String)> = t
+            .db()
+            .all("VM")
+            .filter(|v| !v.bool("is_a_template"))
+            .map(|v| (v.r.to_string(), v.uuid().to_string(), v.str("power_state").to_string()))
+            .collect();
+        for (vm, uuid, state) in vms {
+            let actual = present.iter().find(|(u, _)| *u == uuid).map(|(_, s)| *s);
+            match (state.as_str(), actual) {
+                ("Running" | "Paused", None) => {
+                    tracing::warn!(vm, "guest is gone from its host: marking the VM halted");
+                    crate::vm::halt(t, &vm)?;
+                }
+                (_, Some(GuestState::Running)) if state != "Running" => {
+                    t.set("VM", &vm, "power_state", Value::str("Running"))?;
+                    t.set("VM", &vm, "resident_on", Value::str(&*host))?;
+                }
+                (_, Some(GuestState::Paused)) if state != "Paused" => {
+                    t.set("VM", &vm, "power_state", Value::str("Paused"))?;
+                    t.set("VM", &vm, "resident_on", Value::str(&*host))?;
+                }
+                _ => {}
+            }
+            crate::vm::refresh_allowed(t, &vm)?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,202 @@
+//! The engine: the working set, the store beneath it, the host driver, and the write path.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use drover_host::HostDriver;
+use drover_model::{Schema, Value};
+use drover_store::{Change as StoreChange, Row, SqliteStore, Store};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Account, SessionInfo};
+use crate::db::{Db, Obj, Ref};
+use crate::error::{CoreError, Result};
+use crate::txn::Txn;
+
+/// Classes that live only in memory: they do not survive a restart.
+const EPHEMERAL: &[&str] = &["session"];
+
+/// Store kind of login accounts.
+pub(crate) const ACCOUNT_KIND: &str = "_account";
+
+/// How an engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Directory of the store and other state.
+    pub data_dir: PathBuf,
+    /// Password of the built-in superuser on first start; random (and written to
+    /// `DIR/admin-password`) when absent.
+    pub admin_password: Option<String>,
+}
+
+/// The domain core. Every API facade holds an `Arc<Engine>` and enters through
+/// [`Engine::call`] or [`Engine::submit`].
+pub struct Engine {
+    pub(crate) db: RwLock<Db>,
+    store: Box<dyn Store>,
+    write_lock: Mutex<()>,
+    gen_tx: watch::Sender<u64>,
+    pub(crate) host: Arc<dyn HostDriver>,
+    pub(crate) sessions: RwLock<HashMap<Ref, Arc<SessionInfo>>>,
+    pub(crate) accounts: RwLock<HashMap<String, Account>>,
+    pub(crate) cancels: Mutex<HashMap<Ref, CancellationToken>>,
+    pub(crate) data_dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredObj {
+    fields: HashMap<String, Value>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Engine {
+    /// Opens the engine on its data directory: loads the store, creates a fresh installation on
+    /// first start, and reconciles with the host.
+    pub async fn open(config: EngineConfig, host: Arc<dyn HostDriver>) -> Result<Arc<Engine>> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| CoreError::Internal(format!("data dir: {e}")))?;
+        let store = SqliteStore::open(&config.data_dir.join("drover.db"))?;
+        Engine::with_store(config, Box::new(store), host).await
+    }
+
+    /// Opens the engine over any store.
+    pub async fn with_store(config: EngineConfig, store: Box<dyn Store>, host: Arc<dyn HostDriver>) -> Result<Arc<Engine>> {
+        let rows = store.load_all()?;
+        let mut db = Db::default();
+        let mut accounts = HashMap::new();
+        let schema = Schema::get();
+        for row in rows {
+            if row.kind == ACCOUNT_KIND {
+                if let Ok(a) = serde_json::from_slice::<Account>(&row.data) {
+                    accounts.insert(row.key.clone(), a);
+                }
+                continue;
+            }
+            let Some(class) = schema.class(&row.kind) else { continue };
+            let stored: StoredObj = serde_json::from_slice(&row.data)
+                .map_err(|e| CoreError::Internal(format!("stored {} {} is unreadable: {e}", row.kind, row.key)))?;
+            let mut obj = Obj::new(class, row.key.as_str().into());
+            for (i, f) in class.fields.iter().enumerate() {
+                if let Some(v) = stored.fields.get(&*f.name) {
+                    obj.fields[i] = v.clone();
+                }
+            }
+            db.load(obj);
+        }
+        let gen = db.gen;
+        let engine = Arc::new(Engine {
+            db: RwLock::new(db),
+            store,
+            write_lock: Mutex::new(()),
+            gen_tx: watch::channel(gen).0,
+            host,
+            sessions: RwLock::new(HashMap::new()),
+            accounts: RwLock::new(accounts),
+            cancels: Mutex::new(HashMap::new()),
+            data_dir: config.data_dir.clone(),
+        });
+        if engine.read(|db| db.all("pool").next().is_none()) {
+            crate::bootstrap::first_start(&engine, config.admin_password.as_deref()).await?;
+        }
+        crate::bootstrap::recover(&engine).await?;
+        crate::monitor::spawn(&engine);
+        Ok(engine)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Reads the working set.
+    pub fn read<T>(&self, f: impl FnOnce(&Db) -> T) -> T {
+        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+        f(&db)
+    }
+
+    /// An object by class and reference, or `HANDLE_INVALID`.
+    pub fn get(&self, class: &str, r: &str) -> Result<Arc<Obj>> {
+        self.read(|db| db.get(class, r).cloned()).ok_or_else(|| CoreError::handle(class, r))
+    }
+
+    /// Runs `f` as one transaction: durable in the store, then visible, then announced.
+    /// Nothing of a failed transaction is applied anywhere.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
+        self.write_inner(true, f)
+    }
+
+    /// Like [`Engine::write`] for runtime figures (metrics, progress) that need not survive a
+    /// crash: visible and announced, written to the store only with the next durable change.
+    pub(crate) fn write_volatile<T>(&self, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
+        self.write_inner(false, f)
+    }
+
+    fn write_inner<T>(&self, durable: bool, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
+        let _w = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (out, changes) = {
+            let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+            let mut txn = Txn::new(&db);
+            let out = f(&mut txn)?;
+            (out, txn.into_changes())
+        };
+        if changes.is_empty() {
+            return Ok(out);
+        }
+        if durable {
+            let rows: Vec<StoreChange> = changes
+                .iter()
+                .filter(|((class, _), _)| !EPHEMERAL.contains(&&**class))
+                .map(|((class, r), obj)| match obj {
+                    Some(o) => StoreChange::Put(Row { kind: class.to_string(), key: r.to_string(), data: encode(o) }),
+                    None => StoreChange::Delete { kind: class.to_string(), key: r.to_string() },
+                })
+                .collect();
+            if !rows.is_empty() {
+                self.store.commit(&rows)?;
+            }
+        }
+        let gen = {
+            let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+            for ((class, r), obj) in changes {
+                match obj {
+                    Some(o) => db.upsert(o),
+                    None => db.remove(&class, &r),
+                }
+            }
+            db.gen
+        };
+        self.gen_tx.send_replace(gen);
+        Ok(out)
+    }
+
+    /// Writes a login account durably.
+    pub(crate) fn put_account(&self, name: &str, account: Account) -> Result<()> {
+        let _w = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let data = serde_json::to_vec(&account).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.store.commit(&[StoreChange::Put(Row { kind: ACCOUNT_KIND.into(), key: name.into(), data })])?;
+        self.accounts.write().unwrap_or_else(|e| e.into_inner()).insert(name.into(), account);
+        Ok(())
+    }
+
+    /// A receiver that sees the newest generation after every change.
+    pub fn generations(&self) -> watch::Receiver<u64> {
+        self.gen_tx.subscribe()
+    }
+
+    /// The local host's reference.
+    pub fn this_host(&self) -> Ref {
+        self.read(|db| db.all("host").next().map(|h| h.r.clone())).unwrap_or_else(|| drover_model::NULL_REF.into())
+    }
+}
+
+fn encode(o: &Obj) -> Vec<u8> {
+    let fields: HashMap<&str, &Value> = o.class.fields.iter().zip(&o.fields).map(|(f, v)| (&*f.name, v)).collect();
+    serde_json::to_vec(&serde_json::json!({ "fields": fields })).unwrap_or_default()
+}

@@ -1,0 +1,195 @@
+//! The core's errors. Each API facade maps them to its own codes at the edge.
+
+use drover_host::HostError;
+use drover_store::StoreError;
+
+/// Why an operation on the engine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The session is unknown, logged out or expired.
+    #[error("session {0} is not valid")]
+    SessionInvalid(String),
+    /// Wrong user name or password.
+    #[error("authentication failed")]
+    AuthenticationFailed,
+    /// The caller's role does not allow the operation.
+    #[error("permission {permission} denied: {reason}")]
+    PermissionDenied {
+        /// The permission needed (`Class.message`).
+        permission: String,
+        /// Why.
+        reason: String,
+    },
+    /// A reference names no object of the class.
+    #[error("{class} handle {handle} is invalid")]
+    HandleInvalid {
+        /// Class expected.
+        class: String,
+        /// The reference given.
+        handle: String,
+    },
+    /// No object of the class has this uuid.
+    #[error("no {class} with uuid {uuid}")]
+    UuidInvalid {
+        /// Class looked in.
+        class: String,
+        /// The uuid given.
+        uuid: String,
+    },
+    /// The class has no such field.
+    #[error("{class} has no field {field}")]
+    NoSuchField {
+        /// Class.
+        class: String,
+        /// Field name.
+        field: String,
+    },
+    /// A value does not fit the field or parameter.
+    #[error("field {0} has the wrong type")]
+    FieldType(String),
+    /// A value is of the right type but not acceptable.
+    #[error("invalid value {value} for {field}")]
+    InvalidValue {
+        /// Field or parameter.
+        field: String,
+        /// The value given.
+        value: String,
+    },
+    /// A map key added twice where keys must be new.
+    #[error("duplicate key {key} in {field}")]
+    MapDuplicateKey {
+        /// Class.
+        class: String,
+        /// Field.
+        field: String,
+        /// Object uuid.
+        uuid: String,
+        /// The key.
+        key: String,
+    },
+    /// The VM is not in the power state the operation needs.
+    #[error("VM {vm} is {actual}, needs {expected}")]
+    VmBadPowerState {
+        /// VM reference.
+        vm: String,
+        /// Expected state, lower-case.
+        expected: String,
+        /// Actual state, lower-case.
+        actual: String,
+    },
+    /// The operation is not valid on a template.
+    #[error("VM {vm} is a template; {op} not allowed")]
+    VmIsTemplate {
+        /// VM reference.
+        vm: String,
+        /// Operation.
+        op: String,
+    },
+    /// A default template cannot be destroyed.
+    #[error("default template {0} cannot be deleted")]
+    CannotDeleteDefaultTemplate(String),
+    /// Another operation runs on the object.
+    #[error("{class} {handle} is busy with {op}")]
+    OtherOperationInProgress {
+        /// Class.
+        class: String,
+        /// Reference.
+        handle: String,
+        /// The running operation.
+        op: String,
+        /// Its task.
+        task: String,
+    },
+    /// The operation is not allowed now.
+    #[error("operation not allowed: {0}")]
+    OperationNotAllowed(String),
+    /// The VDI is in use.
+    #[error("VDI {vdi} is in use ({op})")]
+    VdiInUse {
+        /// VDI reference.
+        vdi: String,
+        /// Operation refused.
+        op: String,
+    },
+    /// The SR is full.
+    #[error("SR full: {requested} bytes requested, {maximum} maximum")]
+    SrFull {
+        /// Bytes requested.
+        requested: u64,
+        /// Bytes the SR can still hold.
+        maximum: u64,
+    },
+    /// The host has not enough free memory.
+    #[error("host needs {needed} bytes free, has {available}")]
+    HostNotEnoughFreeMemory {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
+    /// The memory settings violate `static_min <= dynamic_min <= dynamic_max <= static_max`.
+    #[error("memory constraint violated: {0}")]
+    MemoryConstraint(String),
+    /// The VM has no VCPUs.
+    #[error("VM {0} has no VCPUs")]
+    VmNoVcpus(String),
+    /// Too many VCPUs.
+    #[error("VM {0} has too many VCPUs")]
+    VmTooManyVcpus(String),
+    /// A VBD device position is taken.
+    #[error("device {0} already exists")]
+    DeviceAlreadyExists(String),
+    /// The VM is not resident on the host.
+    #[error("VM {vm} is not resident on {host}")]
+    VmNotResidentHere {
+        /// VM reference.
+        vm: String,
+        /// Host reference.
+        host: String,
+    },
+    /// The VM has no suspend image.
+    #[error("VM {0} has no suspend VDI")]
+    VmHasNoSuspendVdi(String),
+    /// The guest did not shut down in time.
+    #[error("VM {vm} did not shut down within {timeout}s")]
+    VmShutdownTimeout {
+        /// VM reference.
+        vm: String,
+        /// Seconds waited.
+        timeout: String,
+    },
+    /// The task was cancelled.
+    #[error("task {0} cancelled")]
+    TaskCancelled(String),
+    /// The event token is malformed.
+    #[error("event token {0} is malformed")]
+    EventTokenInvalid(String),
+    /// event.next without event.register.
+    #[error("session {0} is not registered for events")]
+    SessionNotRegistered(String),
+    /// Events were dropped because the caller fell too far behind.
+    #[error("events lost")]
+    EventsLost,
+    /// The new password is not acceptable.
+    #[error("password change rejected: {0}")]
+    ChangePasswordRejected(String),
+    /// The host reported a failure.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The store failed; nothing was changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An internal invariant failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Shorthand for core results.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+impl CoreError {
+    /// A handle-invalid error.
+    pub fn handle(class: &str, r: &str) -> CoreError {
+        CoreError::HandleInvalid { class: class.into(), handle: r.into() }
+    }
+}

@@ -1,0 +1,33 @@
+//! Drover's domain core.
+//!
+//! It owns the inventory's objects (the XenAPI datamodel of `drover-model`), the VM power state
+//! machine, tasks, events, identities and permissions, and persistence through `drover-store`.
+//! It reaches hosts only through `drover-host`'s driver interface. API facades translate their
+//! wire formats into [`Op`]s and enter through [`Engine::call`] or [`Engine::submit`]; the core
+//! knows no wire format.
+
+mod auth;
+mod bootstrap;
+mod clone;
+pub mod db;
+mod engine;
+mod error;
+mod events;
+mod monitor;
+mod objects;
+mod ops;
+mod relations;
+mod storage;
+mod tasks;
+pub mod txn;
+mod vm;
+
+pub use auth::{Caller, SUPERUSER_ROLE};
+pub use db::{Obj, Ref};
+pub use engine::{now, Engine, EngineConfig};
+pub use error::{CoreError, Result};
+pub use events::{Event, EventBatch};
+pub use objects::{random_mac, valid_mac};
+pub use ops::{Ctx, Op, Reply, TaskRender};
+pub use storage::{SrAction, VbdAction, VdiAction};
+pub use vm::VmAction;
