@@ -40,7 +40,13 @@ pub fn hash_password(password: &str) -> Result<String> {
 }
 
 fn verify(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
 }
 
 /// Event registration of a session (the older `event.register`/`next` interface).
@@ -116,7 +122,10 @@ impl Engine {
                     ("last_active", Value::DateTime(now())),
                     ("validation_time", Value::DateTime(now())),
                     ("originator", Value::str(originator)),
-                    ("is_local_superuser", Value::Bool(account.role == SUPERUSER_ROLE)),
+                    (
+                        "is_local_superuser",
+                        Value::Bool(account.role == SUPERUSER_ROLE),
+                    ),
                     ("auth_user_name", Value::str(name)),
                 ],
             )
@@ -127,13 +136,21 @@ impl Engine {
             last_active: AtomicI64::new(now()),
             registration: Mutex::new(None),
         };
-        self.sessions.write().unwrap_or_else(|e| e.into_inner()).insert(r.clone(), Arc::new(info));
+        self.sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(r.clone(), Arc::new(info));
         Ok(r)
     }
 
     /// The caller behind a session reference, or `SESSION_INVALID`.
     pub fn authenticate(&self, session: &str) -> Result<Caller> {
-        let info = self.sessions.read().unwrap_or_else(|e| e.into_inner()).get(session).cloned();
+        let info = self
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(session)
+            .cloned();
         let info = info.ok_or_else(|| CoreError::SessionInvalid(session.into()))?;
         let t = now();
         if t - info.last_active.load(Ordering::Relaxed) > SESSION_IDLE_LIMIT {
@@ -141,7 +158,12 @@ impl Engine {
             return Err(CoreError::SessionInvalid(session.into()));
         }
         info.last_active.store(t, Ordering::Relaxed);
-        Ok(Caller { session: session.into(), user: info.user.clone(), role: info.role.clone(), info })
+        Ok(Caller {
+            session: session.into(),
+            user: info.user.clone(),
+            role: info.role.clone(),
+            info,
+        })
     }
 
     /// Ends the caller's session.
@@ -150,8 +172,17 @@ impl Engine {
     }
 
     fn end_session(&self, session: &str) -> Result<()> {
-        self.sessions.write().unwrap_or_else(|e| e.into_inner()).remove(session);
-        self.write(|t| if t.get("session", session).is_some() { t.destroy("session", session) } else { Ok(()) })
+        self.sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(session);
+        self.write(|t| {
+            if t.get("session", session).is_some() {
+                t.destroy("session", session)
+            } else {
+                Ok(())
+            }
+        })
     }
 
     /// Changes the caller's own password.
@@ -167,9 +198,17 @@ impl Engine {
             return Err(CoreError::AuthenticationFailed);
         }
         if new.len() < 4 {
-            return Err(CoreError::ChangePasswordRejected("the new password must have at least 4 characters".into()));
+            return Err(CoreError::ChangePasswordRejected(
+                "the new password must have at least 4 characters".into(),
+            ));
         }
-        self.put_account(&caller.user, Account { hash: hash_password(new)?, ..account })
+        self.put_account(
+            &caller.user,
+            Account {
+                hash: hash_password(new)?,
+                ..account
+            },
+        )
     }
 
     /// Checks that the caller's role may call `class.message` (roles of the datamodel).

@@ -12,8 +12,7 @@ use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
 
 /// Provisioning spec of the blank install template: one 8 GiB bootable disk on the default SR.
-const INSTALL_DISKS: &str =
-    r#"<provision><disk device="0" size="8589934592" sr="" bootable="true" type="system"/></provision>"#;
+const INSTALL_DISKS: &str = r#"<provision><disk device="0" size="8589934592" sr="" bootable="true" type="system"/></provision>"#;
 
 /// Creates the pool, the local host and its storage, network and templates, and the superuser.
 pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&str>) -> Result<()> {
@@ -57,7 +56,10 @@ pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&st
                         ("speed", info.cpu_speed_mhz.to_string().as_str()),
                     ]),
                 ),
-                ("allowed_operations", Value::Set(vec![Value::str("provision"), Value::str("evacuate")])),
+                (
+                    "allowed_operations",
+                    Value::Set(vec![Value::str("provision"), Value::str("evacuate")]),
+                ),
             ],
         )?;
         for n in 0..info.cpu_count {
@@ -98,14 +100,20 @@ pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&st
             vec![
                 ("host", Value::str(&*host)),
                 ("SR", Value::str(&*sr)),
-                ("device_config", Value::string_map([("path", format!("sr-{sr_uuid}"))])),
+                (
+                    "device_config",
+                    Value::string_map([("path", format!("sr-{sr_uuid}"))]),
+                ),
                 ("currently_attached", Value::Bool(true)),
             ],
         )?;
         let net = t.create(
             "network",
             vec![
-                ("name_label", Value::str("Pool-wide network associated with eth0")),
+                (
+                    "name_label",
+                    Value::str("Pool-wide network associated with eth0"),
+                ),
                 ("bridge", Value::str("xenbr0")),
                 ("MTU", Value::Int(1500)),
             ],
@@ -143,7 +151,10 @@ pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&st
             "VM",
             vec![
                 ("name_label", Value::str("Other install media")),
-                ("name_description", Value::str("Template for installing an operating system from install media")),
+                (
+                    "name_description",
+                    Value::str("Template for installing an operating system from install media"),
+                ),
                 ("is_a_template", Value::Bool(true)),
                 ("is_default_template", Value::Bool(true)),
                 ("memory_static_max", Value::Int(1 << 30)),
@@ -154,7 +165,10 @@ pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&st
                 ("VCPUs_at_startup", Value::Int(1)),
                 ("HVM_boot_policy", Value::str("BIOS order")),
                 ("HVM_boot_params", Value::string_map([("order", "cdn")])),
-                ("other_config", Value::string_map([("disks", INSTALL_DISKS), ("default_template", "true")])),
+                (
+                    "other_config",
+                    Value::string_map([("disks", INSTALL_DISKS), ("default_template", "true")]),
+                ),
                 ("power_state", Value::str("Halted")),
                 ("metrics", Value::str(&*metrics)),
             ],
@@ -171,9 +185,22 @@ pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&st
         }
     };
     let user = engine.write(|t| {
-        t.create("user", vec![("short_name", Value::str("admin")), ("fullname", Value::str("Drover administrator"))])
+        t.create(
+            "user",
+            vec![
+                ("short_name", Value::str("admin")),
+                ("fullname", Value::str("Drover administrator")),
+            ],
+        )
     })?;
-    engine.put_account("admin", Account { hash: hash_password(&password)?, role: SUPERUSER_ROLE.into(), user: user.to_string() })?;
+    engine.put_account(
+        "admin",
+        Account {
+            hash: hash_password(&password)?,
+            role: SUPERUSER_ROLE.into(),
+            user: user.to_string(),
+        },
+    )?;
     tracing::info!(host = %host, sr = %sr, "created a fresh installation");
     Ok(())
 }
@@ -181,7 +208,13 @@ pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&st
 fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |e: std::io::Error| CoreError::Internal(format!("{}: {e}", path.display()));
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
     writeln!(f, "{secret}").map_err(io)?;
     f.sync_all().map_err(io)
 }
@@ -193,7 +226,16 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
     let srs: Vec<(String, String)> = engine.read(|db| {
         db.all("PBD")
             .filter(|p| p.str("host") == &*host)
-            .map(|p| (p.str("SR").to_string(), p.get("device_config").map_get("path").and_then(|v| v.as_str()).unwrap_or("").to_string()))
+            .map(|p| {
+                (
+                    p.str("SR").to_string(),
+                    p.get("device_config")
+                        .map_get("path")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
             .collect()
     });
     for (sr, location) in &srs {
@@ -207,7 +249,13 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
             .all("VM")
             .map(|v| (v.r.to_string(), v.class.name.to_string()))
             .chain(t.db().all("VDI").map(|v| (v.r.to_string(), "VDI".into())))
-            .filter(|(r, c)| t.get(c, r).is_some_and(|o| o.get("current_operations").as_map().is_some_and(|m| !m.is_empty())))
+            .filter(|(r, c)| {
+                t.get(c, r).is_some_and(|o| {
+                    o.get("current_operations")
+                        .as_map()
+                        .is_some_and(|m| !m.is_empty())
+                })
+            })
             .collect();
         for (r, c) in busy {
             t.set(&c, &r, "current_operations", Value::empty_map())?;
@@ -226,14 +274,23 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
                 "task",
                 &k,
                 "error_info",
-                Value::Set(vec![Value::str("INTERNAL_ERROR"), Value::str("the engine restarted while the task ran")]),
+                Value::Set(vec![
+                    Value::str("INTERNAL_ERROR"),
+                    Value::str("the engine restarted while the task ran"),
+                ]),
             )?;
         }
         let vms: Vec<(String, String, String)> = t
             .db()
             .all("VM")
             .filter(|v| !v.bool("is_a_template"))
-            .map(|v| (v.r.to_string(), v.uuid().to_string(), v.str("power_state").to_string()))
+            .map(|v| {
+                (
+                    v.r.to_string(),
+                    v.uuid().to_string(),
+                    v.str("power_state").to_string(),
+                )
+            })
             .collect();
         for (vm, uuid, state) in vms {
             let actual = present.iter().find(|(u, _)| *u == uuid).map(|(_, s)| *s);

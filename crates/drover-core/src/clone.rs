@@ -21,14 +21,43 @@ pub enum Mode {
 
 /// Fields that a duplicate does not take from its source.
 const FRESH: &[&str] = &[
-    "uuid", "allowed_operations", "current_operations", "power_state", "resident_on", "scheduled_to_be_resident_on",
-    "consoles", "VIFs", "VBDs", "VUSBs", "crash_dumps", "VTPMs", "domid", "metrics", "guest_metrics",
-    "snapshots", "snapshot_of", "is_a_snapshot", "snapshot_time", "children", "parent", "suspend_VDI",
-    "is_default_template", "attached_PCIs", "VGPUs", "blobs", "name_label",
+    "uuid",
+    "allowed_operations",
+    "current_operations",
+    "power_state",
+    "resident_on",
+    "scheduled_to_be_resident_on",
+    "consoles",
+    "VIFs",
+    "VBDs",
+    "VUSBs",
+    "crash_dumps",
+    "VTPMs",
+    "domid",
+    "metrics",
+    "guest_metrics",
+    "snapshots",
+    "snapshot_of",
+    "is_a_snapshot",
+    "snapshot_time",
+    "children",
+    "parent",
+    "suspend_VDI",
+    "is_default_template",
+    "attached_PCIs",
+    "VGPUs",
+    "blobs",
+    "name_label",
 ];
 
 impl Engine {
-    pub(crate) async fn duplicate(&self, ctx: &Ctx<'_>, vm: &str, name: &str, mode: Mode) -> Result<Ref> {
+    pub(crate) async fn duplicate(
+        &self,
+        ctx: &Ctx<'_>,
+        vm: &str,
+        name: &str,
+        mode: Mode,
+    ) -> Result<Ref> {
         let op = match mode {
             Mode::Clone => "clone",
             Mode::Copy(_) => "copy",
@@ -45,7 +74,9 @@ impl Engine {
         };
         let created: Vec<String> = made.iter().map(|(_, d)| d.0.clone()).collect();
         let committed = self.write(|t| {
-            t.update("VM", vm, "current_operations", |m| m.map_remove(&Value::str(&*ctx.task)))?;
+            t.update("VM", vm, "current_operations", |m| {
+                m.map_remove(&Value::str(&*ctx.task))
+            })?;
             crate::vm::refresh_allowed(t, vm)?;
             ctx.checkpoint()?;
             build_vm(t, &source, name, &mode, &made)
@@ -71,7 +102,10 @@ impl Engine {
                 _ => state == "Halted" || state == "Suspended" || obj.bool("is_a_template"),
             };
             if op == "snapshot" && obj.bool("is_a_template") {
-                return Err(CoreError::VmIsTemplate { vm: vm.into(), op: op.into() });
+                return Err(CoreError::VmIsTemplate {
+                    vm: vm.into(),
+                    op: op.into(),
+                });
             }
             if !allowed {
                 return Err(CoreError::VmBadPowerState {
@@ -80,7 +114,11 @@ impl Engine {
                     actual: state.to_lowercase(),
                 });
             }
-            if let Some((task, running)) = obj.get("current_operations").as_map().and_then(|m| m.first()) {
+            if let Some((task, running)) = obj
+                .get("current_operations")
+                .as_map()
+                .and_then(|m| m.first())
+            {
                 return Err(CoreError::OtherOperationInProgress {
                     class: "VM".into(),
                     handle: vm.into(),
@@ -100,7 +138,9 @@ impl Engine {
     fn end_dup(&self, ctx: &Ctx<'_>, vm: &str) -> Result<()> {
         self.write(|t| {
             if t.get("VM", vm).is_some() {
-                t.update("VM", vm, "current_operations", |m| m.map_remove(&Value::str(&*ctx.task)))?;
+                t.update("VM", vm, "current_operations", |m| {
+                    m.map_remove(&Value::str(&*ctx.task))
+                })?;
                 crate::vm::refresh_allowed(t, vm)?;
             }
             Ok(())
@@ -109,7 +149,12 @@ impl Engine {
 
     /// Duplicates every disk of the VM on the host; on failure or cancellation, removes the
     /// images already made. Returns, per source VBD, the new image id and its SR and figures.
-    async fn duplicate_disks(&self, ctx: &Ctx<'_>, vm: &Obj, mode: &Mode) -> Result<Vec<(Ref, (String, String, i64, i64))>> {
+    async fn duplicate_disks(
+        &self,
+        ctx: &Ctx<'_>,
+        vm: &Obj,
+        mode: &Mode,
+    ) -> Result<Vec<(Ref, (String, String, i64, i64))>> {
         let disks: Vec<(Ref, Obj)> = self.read(|db| {
             vm.refs("VBDs")
                 .into_iter()
@@ -131,19 +176,35 @@ impl Engine {
                 let image = new_ref().to_string();
                 let (sr, info) = match mode {
                     Mode::Copy(target) => {
-                        let sr = if target.is_empty() || target == NULL_REF { src_sr.clone() } else { target.clone() };
+                        let sr = if target.is_empty() || target == NULL_REF {
+                            src_sr.clone()
+                        } else {
+                            target.clone()
+                        };
                         let info = self.host.image_copy(&src_sr, &vdi.r, &sr, &image).await;
                         (sr, info)
                     }
-                    _ => (src_sr.clone(), self.host.image_clone(&src_sr, &vdi.r, &image).await),
+                    _ => (
+                        src_sr.clone(),
+                        self.host.image_clone(&src_sr, &vdi.r, &image).await,
+                    ),
                 };
                 let info = info.map_err(|e| match e {
-                    drover_host::HostError::StorageFull { requested, available } => {
-                        CoreError::SrFull { requested, maximum: available }
-                    }
+                    drover_host::HostError::StorageFull {
+                        requested,
+                        available,
+                    } => CoreError::SrFull {
+                        requested,
+                        maximum: available,
+                    },
                     e => CoreError::Host(e),
                 })?;
-                Ok::<_, CoreError>((image, sr, info.virtual_size as i64, info.physical_utilisation as i64))
+                Ok::<_, CoreError>((
+                    image,
+                    sr,
+                    info.virtual_size as i64,
+                    info.physical_utilisation as i64,
+                ))
             };
             match step.await {
                 Ok(d) => made.push((vbd.clone(), d)),
@@ -162,10 +223,14 @@ impl Engine {
     pub(crate) async fn revert(&self, ctx: &Ctx<'_>, snapshot: &str) -> Result<()> {
         let snap = self.get("VM", snapshot)?;
         if !snap.bool("is_a_snapshot") {
-            return Err(CoreError::OperationNotAllowed("revert is only allowed on a snapshot".into()));
+            return Err(CoreError::OperationNotAllowed(
+                "revert is only allowed on a snapshot".into(),
+            ));
         }
         let vm = snap.str("snapshot_of").to_string();
-        let target = self.get("VM", &vm).map_err(|_| CoreError::Internal(format!("snapshot {snapshot} has lost its VM")))?;
+        let target = self
+            .get("VM", &vm)
+            .map_err(|_| CoreError::Internal(format!("snapshot {snapshot} has lost its VM")))?;
         if target.str("power_state") != "Halted" {
             Box::pin(self.vm_action(ctx, &vm, crate::vm::VmAction::HardShutdown)).await?;
         }
@@ -174,7 +239,10 @@ impl Engine {
         let by_device: Vec<(String, (String, String, i64, i64))> = self.read(|db| {
             clones
                 .iter()
-                .filter_map(|(vbd, d)| db.get("VBD", vbd).map(|v| (v.str("userdevice").to_string(), d.clone())))
+                .filter_map(|(vbd, d)| {
+                    db.get("VBD", vbd)
+                        .map(|v| (v.str("userdevice").to_string(), d.clone()))
+                })
                 .collect()
         });
         let mut old_images = Vec::new();
@@ -182,7 +250,9 @@ impl Engine {
             let target = t.must("VM", &vm)?.clone();
             for vbd in target.refs("VBDs") {
                 let v = t.must("VBD", &vbd)?.clone();
-                let Some((_, (image, sr, vsize, phys))) = by_device.iter().find(|(d, _)| *d == v.str("userdevice")) else {
+                let Some((_, (image, sr, vsize, phys))) =
+                    by_device.iter().find(|(d, _)| *d == v.str("userdevice"))
+                else {
                     continue;
                 };
                 let old = v.str("VDI").to_string();
@@ -196,8 +266,19 @@ impl Engine {
                     }
                 }
             }
-            for f in ["VCPUs_max", "VCPUs_at_startup", "memory_static_max", "memory_static_min", "memory_dynamic_max",
-                "memory_dynamic_min", "PV_kernel", "PV_ramdisk", "PV_args", "HVM_boot_policy", "HVM_boot_params"] {
+            for f in [
+                "VCPUs_max",
+                "VCPUs_at_startup",
+                "memory_static_max",
+                "memory_static_min",
+                "memory_dynamic_max",
+                "memory_dynamic_min",
+                "PV_kernel",
+                "PV_ramdisk",
+                "PV_args",
+                "HVM_boot_policy",
+                "HVM_boot_params",
+            ] {
                 t.set("VM", &vm, f, snap.get(f).clone())?;
             }
             Ok(())
@@ -221,14 +302,36 @@ impl Engine {
     pub(crate) async fn provision(&self, ctx: &Ctx<'_>, vm: &str) -> Result<()> {
         let obj = self.get("VM", vm)?;
         if obj.str("power_state") != "Halted" {
-            return Err(CoreError::VmBadPowerState { vm: vm.into(), expected: "halted".into(), actual: obj.str("power_state").to_lowercase() });
+            return Err(CoreError::VmBadPowerState {
+                vm: vm.into(),
+                expected: "halted".into(),
+                actual: obj.str("power_state").to_lowercase(),
+            });
         }
-        let spec = obj.get("other_config").map_get("disks").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let spec = obj
+            .get("other_config")
+            .map_get("disks")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
         let disks = parse_provision(&spec)?;
         let mut made: Vec<(Ref, String)> = Vec::new();
         for d in &disks {
-            let sr = if d.sr.is_empty() { self.default_sr()? } else { self.sr_by_uuid(&d.sr)? };
-            match self.new_vdi(ctx, &sr, &format!("{} {}", obj.str("name_label"), d.device), d.size, "system").await {
+            let sr = if d.sr.is_empty() {
+                self.default_sr()?
+            } else {
+                self.sr_by_uuid(&d.sr)?
+            };
+            match self
+                .new_vdi(
+                    ctx,
+                    &sr,
+                    &format!("{} {}", obj.str("name_label"), d.device),
+                    d.size,
+                    "system",
+                )
+                .await
+            {
                 Ok(vdi) => made.push((vdi, d.device.clone())),
                 Err(e) => {
                     for (vdi, _) in made {
@@ -254,7 +357,9 @@ impl Engine {
                     ],
                 )?;
             }
-            t.update("VM", vm, "other_config", |m| m.map_remove(&Value::str("disks")))
+            t.update("VM", vm, "other_config", |m| {
+                m.map_remove(&Value::str("disks"))
+            })
         });
         if let Err(e) = result {
             for (vdi, _) in made {
@@ -266,8 +371,15 @@ impl Engine {
     }
 
     fn sr_by_uuid(&self, uuid: &str) -> Result<String> {
-        self.read(|db| db.table("SR").and_then(|t| t.by_uuid(uuid)).map(|r| r.to_string()))
-            .ok_or_else(|| CoreError::UuidInvalid { class: "SR".into(), uuid: uuid.into() })
+        self.read(|db| {
+            db.table("SR")
+                .and_then(|t| t.by_uuid(uuid))
+                .map(|r| r.to_string())
+        })
+        .ok_or_else(|| CoreError::UuidInvalid {
+            class: "SR".into(),
+            uuid: uuid.into(),
+        })
     }
 }
 
@@ -282,7 +394,10 @@ struct ProvisionDisk {
 
 /// Parses `<provision><disk device="0" size="..." sr="" bootable="true" type="system"/></provision>`.
 fn parse_provision(spec: &str) -> Result<Vec<ProvisionDisk>> {
-    let bad = |why: &str| CoreError::InvalidValue { field: "other_config:disks".into(), value: why.into() };
+    let bad = |why: &str| CoreError::InvalidValue {
+        field: "other_config:disks".into(),
+        value: why.into(),
+    };
     let mut out = Vec::new();
     for part in spec.split("<disk").skip(1) {
         let tag = part.split('>').next().unwrap_or("");
@@ -294,7 +409,10 @@ fn parse_provision(spec: &str) -> Result<Vec<ProvisionDisk>> {
         };
         out.push(ProvisionDisk {
             device: attr("device").ok_or_else(|| bad("a disk has no device"))?,
-            size: attr("size").and_then(|s| s.parse().ok()).filter(|s: &i64| *s > 0).ok_or_else(|| bad("a disk has no valid size"))?,
+            size: attr("size")
+                .and_then(|s| s.parse().ok())
+                .filter(|s: &i64| *s > 0)
+                .ok_or_else(|| bad("a disk has no valid size"))?,
             sr: attr("sr").unwrap_or_default(),
             bootable: attr("bootable").as_deref() == Some("true"),
         });
@@ -303,7 +421,14 @@ fn parse_provision(spec: &str) -> Result<Vec<ProvisionDisk>> {
 }
 
 /// Writes a VDI record for a new image, inheriting names and flags from `base`.
-fn new_vdi_record(t: &mut Txn, image: &str, sr: &str, base: Option<&Obj>, vsize: i64, phys: i64) -> Result<Ref> {
+fn new_vdi_record(
+    t: &mut Txn,
+    image: &str,
+    sr: &str,
+    base: Option<&Obj>,
+    vsize: i64,
+    phys: i64,
+) -> Result<Ref> {
     let r: Ref = image.into();
     let mut fields = vec![
         ("SR", Value::str(sr)),
@@ -312,7 +437,14 @@ fn new_vdi_record(t: &mut Txn, image: &str, sr: &str, base: Option<&Obj>, vsize:
         ("type", Value::str("user")),
     ];
     if let Some(b) = base {
-        for f in ["name_label", "name_description", "type", "read_only", "sharable", "other_config"] {
+        for f in [
+            "name_label",
+            "name_description",
+            "type",
+            "read_only",
+            "sharable",
+            "other_config",
+        ] {
             fields.push((f, b.get(f).clone()));
         }
     }
@@ -320,7 +452,13 @@ fn new_vdi_record(t: &mut Txn, image: &str, sr: &str, base: Option<&Obj>, vsize:
     Ok(r)
 }
 
-fn build_vm(t: &mut Txn, source: &Obj, name: &str, mode: &Mode, made: &[(Ref, (String, String, i64, i64))]) -> Result<Ref> {
+fn build_vm(
+    t: &mut Txn,
+    source: &Obj,
+    name: &str,
+    mode: &Mode,
+    made: &[(Ref, (String, String, i64, i64))],
+) -> Result<Ref> {
     let mut fields: Vec<(&str, Value)> = source
         .class
         .fields
@@ -343,7 +481,9 @@ fn build_vm(t: &mut Txn, source: &Obj, name: &str, mode: &Mode, made: &[(Ref, (S
     }
     let vm = t.create("VM", fields)?;
     for vbd in source.refs("VBDs") {
-        let Some(v) = t.get("VBD", &vbd).cloned() else { continue };
+        let Some(v) = t.get("VBD", &vbd).cloned() else {
+            continue;
+        };
         let vdi = match made.iter().find(|(s, _)| *s == vbd) {
             Some((_, (image, sr, vsize, phys))) => {
                 let base = t.get("VDI", v.str("VDI")).cloned();
@@ -358,21 +498,44 @@ fn build_vm(t: &mut Txn, source: &Obj, name: &str, mode: &Mode, made: &[(Ref, (S
             None => v.get("VDI").clone(),
         };
         let metrics = t.create("VBD_metrics", vec![])?;
-        let mut vf: Vec<(&str, Value)> = ["userdevice", "bootable", "mode", "type", "empty", "unpluggable", "other_config", "qos_algorithm_type", "qos_algorithm_params"]
-            .iter()
-            .map(|f| (*f, v.get(f).clone()))
-            .collect();
-        vf.extend([("VM", Value::str(&*vm)), ("VDI", vdi), ("metrics", Value::str(&*metrics))]);
+        let mut vf: Vec<(&str, Value)> = [
+            "userdevice",
+            "bootable",
+            "mode",
+            "type",
+            "empty",
+            "unpluggable",
+            "other_config",
+            "qos_algorithm_type",
+            "qos_algorithm_params",
+        ]
+        .iter()
+        .map(|f| (*f, v.get(f).clone()))
+        .collect();
+        vf.extend([
+            ("VM", Value::str(&*vm)),
+            ("VDI", vdi),
+            ("metrics", Value::str(&*metrics)),
+        ]);
         t.create("VBD", vf)?;
     }
     for vif in source.refs("VIFs") {
-        let Some(v) = t.get("VIF", &vif).cloned() else { continue };
+        let Some(v) = t.get("VIF", &vif).cloned() else {
+            continue;
+        };
         let metrics = t.create("VIF_metrics", vec![])?;
-        let mut vf: Vec<(&str, Value)> =
-            ["device", "network", "MTU", "other_config", "qos_algorithm_type", "qos_algorithm_params", "locking_mode"]
-                .iter()
-                .map(|f| (*f, v.get(f).clone()))
-                .collect();
+        let mut vf: Vec<(&str, Value)> = [
+            "device",
+            "network",
+            "MTU",
+            "other_config",
+            "qos_algorithm_type",
+            "qos_algorithm_params",
+            "locking_mode",
+        ]
+        .iter()
+        .map(|f| (*f, v.get(f).clone()))
+        .collect();
         vf.extend([
             ("VM", Value::str(&*vm)),
             ("MAC", Value::str(crate::objects::random_mac())),
@@ -393,7 +556,15 @@ mod tests {
     fn parses_provisioning_specs() {
         let disks = parse_provision(r#"<provision><disk device="0" size="8589934592" sr="" bootable="true" type="system"/><disk device="1" size="1024" sr="abc" bootable="false" type="system"/></provision>"#).unwrap();
         assert_eq!(disks.len(), 2);
-        assert_eq!(disks[0], ProvisionDisk { device: "0".into(), size: 8589934592, sr: "".into(), bootable: true });
+        assert_eq!(
+            disks[0],
+            ProvisionDisk {
+                device: "0".into(),
+                size: 8589934592,
+                sr: "".into(),
+                bootable: true
+            }
+        );
         assert_eq!(disks[1].sr, "abc");
         assert!(parse_provision(r#"<provision><disk device="0"/></provision>"#).is_err());
         assert!(parse_provision("").unwrap().is_empty());

@@ -28,13 +28,22 @@ impl Obj {
     /// A new object of `class` with every field at its initial value.
     pub fn new(class: &'static Class, r: Ref) -> Obj {
         let schema = Schema::get();
-        Obj { class, r, fields: class.fields.iter().map(|f| f.initial(schema)).collect(), created: 0, modified: 0 }
+        Obj {
+            class,
+            r,
+            fields: class.fields.iter().map(|f| f.initial(schema)).collect(),
+            created: 0,
+            modified: 0,
+        }
     }
 
     /// A field's value. Panics on a field the class does not have: callers name fields of the
     /// schema, and a typo is a programming error caught by tests.
     pub fn get(&self, field: &str) -> &Value {
-        let i = self.class.field_index(field).unwrap_or_else(|| panic!("{} has no field {field}", self.class.name));
+        let i = self
+            .class
+            .field_index(field)
+            .unwrap_or_else(|| panic!("{} has no field {field}", self.class.name));
         &self.fields[i]
     }
 
@@ -55,7 +64,13 @@ impl Obj {
 
     /// The members of a set field, as strings.
     pub fn refs(&self, field: &str) -> Vec<Ref> {
-        self.get(field).as_set().unwrap_or(&[]).iter().filter_map(|v| v.as_str()).map(Ref::from).collect()
+        self.get(field)
+            .as_set()
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(Ref::from)
+            .collect()
     }
 
     /// The object's uuid.
@@ -65,7 +80,10 @@ impl Obj {
 
     /// Sets a field; the caller keeps bound fields consistent (see `Txn`).
     pub(crate) fn put(&mut self, field: &str, v: Value) {
-        let i = self.class.field_index(field).unwrap_or_else(|| panic!("{} has no field {field}", self.class.name));
+        let i = self
+            .class
+            .field_index(field)
+            .unwrap_or_else(|| panic!("{} has no field {field}", self.class.name));
         self.fields[i] = v;
     }
 }
@@ -129,7 +147,10 @@ impl Db {
 
     /// Every object of a class.
     pub fn all(&self, class: &str) -> impl Iterator<Item = &Arc<Obj>> {
-        self.tables.get(class).into_iter().flat_map(|t| t.objs.values())
+        self.tables
+            .get(class)
+            .into_iter()
+            .flat_map(|t| t.objs.values())
     }
 
     /// Inserts or replaces an object at a new generation.
@@ -166,12 +187,22 @@ impl Db {
 
     /// Removes an object, leaving a tombstone.
     pub(crate) fn remove(&mut self, class: &str, r: &str) {
-        let Some(table) = self.tables.get_mut(class) else { return };
-        let Some(old) = table.objs.remove(r) else { return };
+        let Some(table) = self.tables.get_mut(class) else {
+            return;
+        };
+        let Some(old) = table.objs.remove(r) else {
+            return;
+        };
         table.by_uuid.remove(old.uuid());
         self.changed.remove(&old.modified);
         self.gen += 1;
-        self.tombstones.insert(self.gen, Tombstone { obj: old, deleted: self.gen });
+        self.tombstones.insert(
+            self.gen,
+            Tombstone {
+                obj: old,
+                deleted: self.gen,
+            },
+        );
         while self.tombstones.len() > TOMBSTONES_KEPT {
             self.tombstones.pop_first();
         }

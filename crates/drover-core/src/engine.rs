@@ -54,20 +54,28 @@ struct StoredObj {
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Engine {
     /// Opens the engine on its data directory: loads the store, creates a fresh installation on
     /// first start, and reconciles with the host.
     pub async fn open(config: EngineConfig, host: Arc<dyn HostDriver>) -> Result<Arc<Engine>> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| CoreError::Internal(format!("data dir: {e}")))?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| CoreError::Internal(format!("data dir: {e}")))?;
         let store = SqliteStore::open(&config.data_dir.join("drover.db"))?;
         Engine::with_store(config, Box::new(store), host).await
     }
 
     /// Opens the engine over any store.
-    pub async fn with_store(config: EngineConfig, store: Box<dyn Store>, host: Arc<dyn HostDriver>) -> Result<Arc<Engine>> {
+    pub async fn with_store(
+        config: EngineConfig,
+        store: Box<dyn Store>,
+        host: Arc<dyn HostDriver>,
+    ) -> Result<Arc<Engine>> {
         let rows = store.load_all()?;
         let mut db = Db::default();
         let mut accounts = HashMap::new();
@@ -79,9 +87,15 @@ impl Engine {
                 }
                 continue;
             }
-            let Some(class) = schema.class(&row.kind) else { continue };
-            let stored: StoredObj = serde_json::from_slice(&row.data)
-                .map_err(|e| CoreError::Internal(format!("stored {} {} is unreadable: {e}", row.kind, row.key)))?;
+            let Some(class) = schema.class(&row.kind) else {
+                continue;
+            };
+            let stored: StoredObj = serde_json::from_slice(&row.data).map_err(|e| {
+                CoreError::Internal(format!(
+                    "stored {} {} is unreadable: {e}",
+                    row.kind, row.key
+                ))
+            })?;
             let mut obj = Obj::new(class, row.key.as_str().into());
             for (i, f) in class.fields.iter().enumerate() {
                 if let Some(v) = stored.fields.get(&*f.name) {
@@ -123,7 +137,8 @@ impl Engine {
 
     /// An object by class and reference, or `HANDLE_INVALID`.
     pub fn get(&self, class: &str, r: &str) -> Result<Arc<Obj>> {
-        self.read(|db| db.get(class, r).cloned()).ok_or_else(|| CoreError::handle(class, r))
+        self.read(|db| db.get(class, r).cloned())
+            .ok_or_else(|| CoreError::handle(class, r))
     }
 
     /// Runs `f` as one transaction: durable in the store, then visible, then announced.
@@ -154,8 +169,15 @@ impl Engine {
                 .iter()
                 .filter(|((class, _), _)| !EPHEMERAL.contains(&&**class))
                 .map(|((class, r), obj)| match obj {
-                    Some(o) => StoreChange::Put(Row { kind: class.to_string(), key: r.to_string(), data: encode(o) }),
-                    None => StoreChange::Delete { kind: class.to_string(), key: r.to_string() },
+                    Some(o) => StoreChange::Put(Row {
+                        kind: class.to_string(),
+                        key: r.to_string(),
+                        data: encode(o),
+                    }),
+                    None => StoreChange::Delete {
+                        kind: class.to_string(),
+                        key: r.to_string(),
+                    },
                 })
                 .collect();
             if !rows.is_empty() {
@@ -180,8 +202,15 @@ impl Engine {
     pub(crate) fn put_account(&self, name: &str, account: Account) -> Result<()> {
         let _w = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let data = serde_json::to_vec(&account).map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.store.commit(&[StoreChange::Put(Row { kind: ACCOUNT_KIND.into(), key: name.into(), data })])?;
-        self.accounts.write().unwrap_or_else(|e| e.into_inner()).insert(name.into(), account);
+        self.store.commit(&[StoreChange::Put(Row {
+            kind: ACCOUNT_KIND.into(),
+            key: name.into(),
+            data,
+        })])?;
+        self.accounts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.into(), account);
         Ok(())
     }
 
@@ -192,11 +221,18 @@ impl Engine {
 
     /// The local host's reference.
     pub fn this_host(&self) -> Ref {
-        self.read(|db| db.all("host").next().map(|h| h.r.clone())).unwrap_or_else(|| drover_model::NULL_REF.into())
+        self.read(|db| db.all("host").next().map(|h| h.r.clone()))
+            .unwrap_or_else(|| drover_model::NULL_REF.into())
     }
 }
 
 fn encode(o: &Obj) -> Vec<u8> {
-    let fields: HashMap<&str, &Value> = o.class.fields.iter().zip(&o.fields).map(|(f, v)| (&*f.name, v)).collect();
+    let fields: HashMap<&str, &Value> = o
+        .class
+        .fields
+        .iter()
+        .zip(&o.fields)
+        .map(|(f, v)| (&*f.name, v))
+        .collect();
     serde_json::to_vec(&serde_json::json!({ "fields": fields })).unwrap_or_default()
 }

@@ -190,6 +190,9 @@ pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 impl CoreError {
     /// A handle-invalid error.
     pub fn handle(class: &str, r: &str) -> CoreError {
-        CoreError::HandleInvalid { class: class.into(), handle: r.into() }
+        CoreError::HandleInvalid {
+            class: class.into(),
+            handle: r.into(),
+        }
     }
 }

@@ -45,7 +45,8 @@ fn matcher(classes: &[String]) -> impl Fn(&str, &str) -> bool + '_ {
         classes.iter().any(|c| {
             c == "*"
                 || c.eq_ignore_ascii_case(class)
-                || c.split_once('/').is_some_and(|(k, cr)| k.eq_ignore_ascii_case(class) && cr == r)
+                || c.split_once('/')
+                    .is_some_and(|(k, cr)| k.eq_ignore_ascii_case(class) && cr == r)
         })
     }
 }
@@ -83,19 +84,33 @@ impl Engine {
             if *rx.borrow_and_update() > since {
                 return;
             }
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 return;
             }
         }
     }
 
-    pub(crate) async fn event_from(&self, classes: &[String], token: &str, timeout: f64) -> Result<EventBatch> {
+    pub(crate) async fn event_from(
+        &self,
+        classes: &[String],
+        token: &str,
+        timeout: f64,
+    ) -> Result<EventBatch> {
         let since: u64 = if token.is_empty() {
             0
         } else {
-            token.parse().map_err(|_| CoreError::EventTokenInvalid(token.into()))?
+            token
+                .parse()
+                .map_err(|_| CoreError::EventTokenInvalid(token.into()))?
         };
-        let timeout = if timeout.is_finite() { timeout.clamp(0.0, MAX_WAIT) } else { MAX_WAIT };
+        let timeout = if timeout.is_finite() {
+            timeout.clamp(0.0, MAX_WAIT)
+        } else {
+            MAX_WAIT
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
         let mut cursor = since;
         loop {
@@ -108,8 +123,10 @@ impl Engine {
                         if k == "*" {
                             continue;
                         }
-                        if let Some(class) =
-                            drover_model::Schema::get().classes().iter().find(|x| x.name.eq_ignore_ascii_case(k))
+                        if let Some(class) = drover_model::Schema::get()
+                            .classes()
+                            .iter()
+                            .find(|x| x.name.eq_ignore_ascii_case(k))
                         {
                             if !names.contains(&class.name.to_string()) {
                                 names.push(class.name.to_string());
@@ -124,7 +141,11 @@ impl Engine {
                         })
                         .collect()
                 });
-                return Ok(EventBatch { events, valid_ref_counts: counts, token: gen.max(cursor).to_string() });
+                return Ok(EventBatch {
+                    events,
+                    valid_ref_counts: counts,
+                    token: gen.max(cursor).to_string(),
+                });
             }
             cursor = gen;
             self.wait_for_change(gen, deadline).await;
@@ -133,8 +154,15 @@ impl Engine {
 
     pub(crate) fn event_register(&self, caller: &Caller, classes: Vec<String>) {
         let gen = self.read(|db| db.gen);
-        let mut reg = caller.session_info().registration.lock().unwrap_or_else(|e| e.into_inner());
-        let r = reg.get_or_insert_with(|| Registration { classes: Vec::new(), cursor: gen });
+        let mut reg = caller
+            .session_info()
+            .registration
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let r = reg.get_or_insert_with(|| Registration {
+            classes: Vec::new(),
+            cursor: gen,
+        });
         for c in classes {
             if !r.classes.contains(&c) {
                 r.classes.push(c);
@@ -143,7 +171,11 @@ impl Engine {
     }
 
     pub(crate) fn event_unregister(&self, caller: &Caller, classes: &[String]) {
-        let mut reg = caller.session_info().registration.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reg = caller
+            .session_info()
+            .registration
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(r) = reg.as_mut() {
             r.classes.retain(|c| !classes.contains(c));
         }
@@ -152,19 +184,35 @@ impl Engine {
     pub(crate) async fn event_next(&self, caller: &Caller) -> Result<EventBatch> {
         loop {
             let (classes, cursor) = {
-                let reg = caller.session_info().registration.lock().unwrap_or_else(|e| e.into_inner());
-                let r = reg.as_ref().ok_or_else(|| CoreError::SessionNotRegistered(caller.session.to_string()))?;
+                let reg = caller
+                    .session_info()
+                    .registration
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let r = reg
+                    .as_ref()
+                    .ok_or_else(|| CoreError::SessionNotRegistered(caller.session.to_string()))?;
                 (r.classes.clone(), r.cursor)
             };
             if cursor < self.read(|db| db.horizon()) {
                 return Err(CoreError::EventsLost);
             }
             let (events, gen) = self.read(|db| (collect(db, cursor, &classes), db.gen));
-            if let Some(r) = caller.session_info().registration.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            if let Some(r) = caller
+                .session_info()
+                .registration
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+            {
                 r.cursor = gen;
             }
             if !events.is_empty() {
-                return Ok(EventBatch { events, valid_ref_counts: Vec::new(), token: gen.to_string() });
+                return Ok(EventBatch {
+                    events,
+                    valid_ref_counts: Vec::new(),
+                    token: gen.to_string(),
+                });
             }
             // Wake up now and then to notice a logout or an unregister.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -37,10 +37,17 @@ impl Engine {
     /// an operation of the engine is handling it.
     fn guest_exited(&self, uuid: &str, reason: &str) {
         let _ = self.write(|t| {
-            let vm = t.db().table("VM").and_then(|tb| tb.by_uuid(uuid)).map(|r| r.to_string());
+            let vm = t
+                .db()
+                .table("VM")
+                .and_then(|tb| tb.by_uuid(uuid))
+                .map(|r| r.to_string());
             let Some(vm) = vm else { return Ok(()) };
             let obj = t.must("VM", &vm)?;
-            let busy = obj.get("current_operations").as_map().is_some_and(|m| !m.is_empty());
+            let busy = obj
+                .get("current_operations")
+                .as_map()
+                .is_some_and(|m| !m.is_empty());
             if busy || obj.str("power_state") == "Halted" || obj.str("power_state") == "Suspended" {
                 return Ok(());
             }
@@ -56,7 +63,13 @@ impl Engine {
         let running: Vec<(String, String, String)> = self.read(|db| {
             db.all("VM")
                 .filter(|v| v.str("resident_on") == &*host)
-                .map(|v| (v.r.to_string(), v.uuid().to_string(), v.str("metrics").to_string()))
+                .map(|v| {
+                    (
+                        v.r.to_string(),
+                        v.uuid().to_string(),
+                        v.str("metrics").to_string(),
+                    )
+                })
                 .collect()
         });
         let mut figures = Vec::new();
@@ -68,22 +81,57 @@ impl Engine {
         let _ = self.write_volatile(|t| {
             let hmr = t.must("host", &host)?.str("metrics").to_string();
             if t.get("host_metrics", &hmr).is_some() {
-                t.set("host_metrics", &hmr, "memory_free", Value::Int(hm.memory_free as i64))?;
+                t.set(
+                    "host_metrics",
+                    &hmr,
+                    "memory_free",
+                    Value::Int(hm.memory_free as i64),
+                )?;
                 t.set("host_metrics", &hmr, "last_updated", Value::DateTime(now()))?;
             }
-            let cpus: Vec<String> = t.db().all("host_cpu").filter(|c| c.str("host") == &*host).map(|c| c.r.to_string()).collect();
+            let cpus: Vec<String> = t
+                .db()
+                .all("host_cpu")
+                .filter(|c| c.str("host") == &*host)
+                .map(|c| c.r.to_string())
+                .collect();
             for c in cpus {
-                t.set("host_cpu", &c, "utilisation", Value::Float(hm.cpu_utilisation))?;
+                t.set(
+                    "host_cpu",
+                    &c,
+                    "utilisation",
+                    Value::Float(hm.cpu_utilisation),
+                )?;
             }
             for (_, metrics, m) in &figures {
                 if t.get("VM_metrics", metrics).is_none() {
                     continue;
                 }
-                t.set("VM_metrics", metrics, "memory_actual", Value::Int(m.memory_actual as i64))?;
-                t.set("VM_metrics", metrics, "VCPUs_number", Value::Int(m.vcpus as i64))?;
-                let util = m.vcpu_utilisation.iter().enumerate().map(|(i, u)| (Value::Int(i as i64), Value::Float(*u))).collect();
+                t.set(
+                    "VM_metrics",
+                    metrics,
+                    "memory_actual",
+                    Value::Int(m.memory_actual as i64),
+                )?;
+                t.set(
+                    "VM_metrics",
+                    metrics,
+                    "VCPUs_number",
+                    Value::Int(m.vcpus as i64),
+                )?;
+                let util = m
+                    .vcpu_utilisation
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| (Value::Int(i as i64), Value::Float(*u)))
+                    .collect();
                 t.set("VM_metrics", metrics, "VCPUs_utilisation", Value::Map(util))?;
-                t.set("VM_metrics", metrics, "last_updated", Value::DateTime(now()))?;
+                t.set(
+                    "VM_metrics",
+                    metrics,
+                    "last_updated",
+                    Value::DateTime(now()),
+                )?;
             }
             Ok(())
         });

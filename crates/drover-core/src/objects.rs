@@ -9,30 +9,57 @@ use crate::error::{CoreError, Result};
 use crate::ops::{validate, Ctx};
 
 /// Classes clients may not create or destroy directly: the engine owns them.
-const ENGINE_OWNED: &[&str] = &["session", "task", "event", "host", "pool", "host_cpu", "host_metrics", "SM"];
+const ENGINE_OWNED: &[&str] = &[
+    "session",
+    "task",
+    "event",
+    "host",
+    "pool",
+    "host_cpu",
+    "host_metrics",
+    "SM",
+];
 
 /// A random locally administered unicast MAC address.
 pub fn random_mac() -> String {
     let mut b: [u8; 6] = rand::rng().random();
     b[0] = (b[0] & 0xfe) | 0x02;
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Whether a MAC address is six colon-separated hex pairs.
 pub fn valid_mac(mac: &str) -> bool {
     let parts: Vec<&str> = mac.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 impl Engine {
-    pub(crate) async fn create_object(&self, ctx: &Ctx<'_>, class: &str, fields: Vec<(String, Value)>) -> Result<Ref> {
-        let k = Schema::get().class(class).ok_or_else(|| CoreError::Internal(format!("no class {class}")))?;
+    pub(crate) async fn create_object(
+        &self,
+        ctx: &Ctx<'_>,
+        class: &str,
+        fields: Vec<(String, Value)>,
+    ) -> Result<Ref> {
+        let k = Schema::get()
+            .class(class)
+            .ok_or_else(|| CoreError::Internal(format!("no class {class}")))?;
         if ENGINE_OWNED.contains(&class) {
-            return Err(CoreError::OperationNotAllowed(format!("{class} objects are made by the engine")));
+            return Err(CoreError::OperationNotAllowed(format!(
+                "{class} objects are made by the engine"
+            )));
         }
         let mut values: Vec<(String, Value)> = Vec::new();
         for (name, v) in fields {
-            let f = k.field(&name).ok_or_else(|| CoreError::NoSuchField { class: class.into(), field: name.clone() })?;
+            let f = k.field(&name).ok_or_else(|| CoreError::NoSuchField {
+                class: class.into(),
+                field: name.clone(),
+            })?;
             if f.qualifier == Qualifier::RoRuntime {
                 continue;
             }
@@ -40,17 +67,30 @@ impl Engine {
             values.push((name, v));
         }
         let given = values.clone();
-        let get = |name: &str| given.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let get = |name: &str| {
+            given
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
         match class {
             "VDI" => {
-                let sr = get("SR").and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                let sr = get("SR")
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
                 let size = get("virtual_size").and_then(|v| v.as_int()).unwrap_or(0);
-                let name = get("name_label").and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-                let kind = get("type").and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "user".into());
+                let name = get("name_label")
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                let kind = get("type")
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_else(|| "user".into());
                 let vdi = self.new_vdi(ctx, &sr, &name, size, &kind).await?;
                 let rest: Vec<(String, Value)> = values
                     .into_iter()
-                    .filter(|(n, _)| !["SR", "virtual_size", "name_label", "type"].contains(&n.as_str()))
+                    .filter(|(n, _)| {
+                        !["SR", "virtual_size", "name_label", "type"].contains(&n.as_str())
+                    })
                     .collect();
                 let applied = self.write(|t| {
                     for (n, v) in rest {
@@ -66,34 +106,56 @@ impl Engine {
             }
             _ => self.write(|t| {
                 if class == "VBD" {
-                    let vm = get("VM").and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                    let vm = get("VM")
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default();
                     let vm_obj = t.must("VM", &vm)?.clone();
-                    let device = get("userdevice").and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                    let device = get("userdevice")
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default();
                     let empty = get("empty").and_then(|v| v.as_bool()).unwrap_or(false);
-                    let vdi = get("VDI").and_then(|v| v.as_str().map(String::from)).unwrap_or(NULL_REF.into());
+                    let vdi = get("VDI")
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or(NULL_REF.into());
                     if !empty {
                         t.must("VDI", &vdi)?;
                     }
-                    let taken = vm_obj.refs("VBDs").iter().filter_map(|b| t.get("VBD", b)).any(|b| b.str("userdevice") == device);
+                    let taken = vm_obj
+                        .refs("VBDs")
+                        .iter()
+                        .filter_map(|b| t.get("VBD", b))
+                        .any(|b| b.str("userdevice") == device);
                     if taken && device != "autodetect" {
                         return Err(CoreError::DeviceAlreadyExists(device));
                     }
                 }
                 if class == "VIF" {
-                    let vm = get("VM").and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                    let vm = get("VM")
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default();
                     t.must("VM", &vm)?;
-                    let network = get("network").and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                    let network = get("network")
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default();
                     t.must("network", &network)?;
-                    let mac = get("MAC").and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                    let mac = get("MAC")
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default();
                     if mac.is_empty() {
                         values.retain(|(n, _)| n != "MAC");
                         values.push(("MAC".into(), Value::str(random_mac())));
                         values.push(("MAC_autogenerated".into(), Value::Bool(true)));
                     } else if !valid_mac(&mac) {
-                        return Err(CoreError::InvalidValue { field: "MAC".into(), value: mac });
+                        return Err(CoreError::InvalidValue {
+                            field: "MAC".into(),
+                            value: mac,
+                        });
                     }
                 }
-                let mut vals: Vec<(&str, Value)> = values.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+                let mut vals: Vec<(&str, Value)> = values
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.clone()))
+                    .collect();
                 match class {
                     "VM" => {
                         vals.push(("metrics", Value::str(&*t.create("VM_metrics", vec![])?)));
@@ -103,7 +165,9 @@ impl Engine {
                     "VIF" => vals.push(("metrics", Value::str(&*t.create("VIF_metrics", vec![])?))),
                     "network" => {
                         let n = t.db().all("network").count();
-                        if !vals.iter().any(|(f, v)| *f == "bridge" && v.as_str().is_some_and(|s| !s.is_empty())) {
+                        if !vals.iter().any(|(f, v)| {
+                            *f == "bridge" && v.as_str().is_some_and(|s| !s.is_empty())
+                        }) {
                             vals.push(("bridge", Value::str(format!("xapi{n}"))));
                         }
                     }
@@ -120,15 +184,22 @@ impl Engine {
 
     pub(crate) async fn destroy_object(&self, ctx: &Ctx<'_>, class: &str, r: &str) -> Result<()> {
         if ENGINE_OWNED.contains(&class) {
-            return Err(CoreError::OperationNotAllowed(format!("{class} objects are removed by the engine")));
+            return Err(CoreError::OperationNotAllowed(format!(
+                "{class} objects are removed by the engine"
+            )));
         }
         match class {
-            "VM" => self.vm_action(ctx, r, crate::vm::VmAction::Destroy).await.map(|_| ()),
+            "VM" => self
+                .vm_action(ctx, r, crate::vm::VmAction::Destroy)
+                .await
+                .map(|_| ()),
             "VDI" => self.destroy_vdi(r).await,
             "VBD" | "VIF" => {
                 let obj = self.get(class, r)?;
                 if obj.bool("currently_attached") {
-                    return Err(CoreError::OperationNotAllowed(format!("{class} {r} is attached to a running VM")));
+                    return Err(CoreError::OperationNotAllowed(format!(
+                        "{class} {r} is attached to a running VM"
+                    )));
                 }
                 self.write(|t| {
                     let m = t.must(class, r)?.str("metrics").to_string();
@@ -142,8 +213,13 @@ impl Engine {
             "network" => {
                 let obj = self.get(class, r)?;
                 if let Some(vif) = obj.refs("VIFs").first() {
-                    if self.get("VIF", vif).is_ok_and(|v| v.bool("currently_attached")) {
-                        return Err(CoreError::OperationNotAllowed(format!("network {r} has VIFs in use")));
+                    if self
+                        .get("VIF", vif)
+                        .is_ok_and(|v| v.bool("currently_attached"))
+                    {
+                        return Err(CoreError::OperationNotAllowed(format!(
+                            "network {r} has VIFs in use"
+                        )));
                     }
                 }
                 self.write(|t| t.destroy(class, r))

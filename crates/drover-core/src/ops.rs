@@ -265,7 +265,9 @@ impl Op {
             Op::GetByNameLabel { class, .. } => (class.as_str(), "get_by_name_label".into()),
             Op::GetField { class, field, .. } => (class.as_str(), format!("get_{field}")),
             Op::SetField { class, field, .. } => (class.as_str(), format!("set_{field}")),
-            Op::MapAdd { class, field, .. } | Op::SetAdd { class, field, .. } => (class.as_str(), format!("add_to_{field}")),
+            Op::MapAdd { class, field, .. } | Op::SetAdd { class, field, .. } => {
+                (class.as_str(), format!("add_to_{field}"))
+            }
             Op::MapRemove { class, field, .. } | Op::SetRemove { class, field, .. } => {
                 (class.as_str(), format!("remove_from_{field}"))
             }
@@ -292,12 +294,23 @@ impl Engine {
     pub async fn call(self: &Arc<Self>, caller: &Caller, op: Op) -> Result<Reply> {
         let (class, message) = op.permission();
         self.check_permission(caller, &class, &message)?;
-        let ctx = Ctx { caller, task: new_ref(), cancel: CancellationToken::new(), tracked: false };
+        let ctx = Ctx {
+            caller,
+            task: new_ref(),
+            cancel: CancellationToken::new(),
+            tracked: false,
+        };
         self.execute(&ctx, op).await
     }
 
     /// Runs an operation as a task and returns the task's reference at once.
-    pub fn submit(self: &Arc<Self>, caller: &Caller, op: Op, label: &str, render: Arc<dyn TaskRender>) -> Result<Ref> {
+    pub fn submit(
+        self: &Arc<Self>,
+        caller: &Caller,
+        op: Op,
+        label: &str,
+        render: Arc<dyn TaskRender>,
+    ) -> Result<Ref> {
         let (class, message) = op.permission();
         self.check_permission(caller, &class, &message)?;
         let (task, cancel) = self.create_task(caller, label)?;
@@ -305,7 +318,12 @@ impl Engine {
         let caller = caller.clone();
         let running = task.clone();
         tokio::spawn(async move {
-            let ctx = Ctx { caller: &caller, task: running.clone(), cancel, tracked: true };
+            let ctx = Ctx {
+                caller: &caller,
+                task: running.clone(),
+                cancel,
+                tracked: true,
+            };
             let outcome = engine.execute(&ctx, op).await;
             engine.complete_task(&running, outcome, render.as_ref());
         });
@@ -314,8 +332,12 @@ impl Engine {
 
     async fn execute(self: &Arc<Self>, ctx: &Ctx<'_>, op: Op) -> Result<Reply> {
         match op {
-            Op::GetAll { class } => self.read(|db| Ok(Reply::Refs(db.all(&class).map(|o| o.r.clone()).collect()))),
-            Op::GetAllRecords { class } => self.read(|db| Ok(Reply::Records(db.all(&class).cloned().collect()))),
+            Op::GetAll { class } => {
+                self.read(|db| Ok(Reply::Refs(db.all(&class).map(|o| o.r.clone()).collect())))
+            }
+            Op::GetAllRecords { class } => {
+                self.read(|db| Ok(Reply::Records(db.all(&class).cloned().collect())))
+            }
             Op::GetRecord { class, r } => Ok(Reply::Record(self.get(&class, &r)?)),
             Op::GetByUuid { class, uuid } => self.read(|db| {
                 db.table(&class)
@@ -324,22 +346,45 @@ impl Engine {
                     .ok_or(CoreError::UuidInvalid { class, uuid })
             }),
             Op::GetByNameLabel { class, label } => self.read(|db| {
-                Ok(Reply::Refs(db.all(&class).filter(|o| o.str("name_label") == label).map(|o| o.r.clone()).collect()))
+                Ok(Reply::Refs(
+                    db.all(&class)
+                        .filter(|o| o.str("name_label") == label)
+                        .map(|o| o.r.clone())
+                        .collect(),
+                ))
             }),
             Op::GetField { class, r, field } => {
                 let obj = self.get(&class, &r)?;
-                let i = obj.class.field_index(&field).ok_or(CoreError::NoSuchField { class, field })?;
+                let i = obj
+                    .class
+                    .field_index(&field)
+                    .ok_or(CoreError::NoSuchField { class, field })?;
                 Ok(Reply::Value(obj.fields[i].clone()))
             }
-            Op::SetField { class, r, field, value } => {
+            Op::SetField {
+                class,
+                r,
+                field,
+                value,
+            } => {
                 self.set_field(&class, &r, &field, value)?;
                 Ok(Reply::Void)
             }
-            Op::MapAdd { class, r, field, key, value } => {
+            Op::MapAdd {
+                class,
+                r,
+                field,
+                key,
+                value,
+            } => {
                 self.check_rw(&class, &field)?;
                 self.write(|t| {
                     let obj = t.must(&class, &r)?;
-                    if obj.get(&field).as_map().is_some_and(|m| m.iter().any(|(k, _)| *k == key)) {
+                    if obj
+                        .get(&field)
+                        .as_map()
+                        .is_some_and(|m| m.iter().any(|(k, _)| *k == key))
+                    {
                         return Err(CoreError::MapDuplicateKey {
                             class: class.clone(),
                             field: field.clone(),
@@ -353,22 +398,40 @@ impl Engine {
                 })?;
                 Ok(Reply::Void)
             }
-            Op::MapRemove { class, r, field, key } => {
+            Op::MapRemove {
+                class,
+                r,
+                field,
+                key,
+            } => {
                 self.check_rw(&class, &field)?;
                 self.write(|t| t.update(&class, &r, &field, |m| m.map_remove(&key)))?;
                 Ok(Reply::Void)
             }
-            Op::SetAdd { class, r, field, value } => {
+            Op::SetAdd {
+                class,
+                r,
+                field,
+                value,
+            } => {
                 self.check_rw(&class, &field)?;
                 self.write(|t| t.update(&class, &r, &field, |s| s.set_add(value)))?;
                 Ok(Reply::Void)
             }
-            Op::SetRemove { class, r, field, value } => {
+            Op::SetRemove {
+                class,
+                r,
+                field,
+                value,
+            } => {
                 self.check_rw(&class, &field)?;
                 self.write(|t| t.update(&class, &r, &field, |s| s.set_remove(&value)))?;
                 Ok(Reply::Void)
             }
-            Op::Create { class, fields } => self.create_object(ctx, &class, fields).await.map(Reply::Ref),
+            Op::Create { class, fields } => self
+                .create_object(ctx, &class, fields)
+                .await
+                .map(Reply::Ref),
             Op::Destroy { class, r } => {
                 self.destroy_object(ctx, &class, &r).await?;
                 Ok(Reply::Void)
@@ -381,9 +444,14 @@ impl Engine {
                 self.cancel_task(&task)?;
                 Ok(Reply::Void)
             }
-            Op::EventFrom { classes, token, timeout } => {
-                self.event_from(&classes, &token, timeout).await.map(Reply::Events)
-            }
+            Op::EventFrom {
+                classes,
+                token,
+                timeout,
+            } => self
+                .event_from(&classes, &token, timeout)
+                .await
+                .map(Reply::Events),
             Op::EventRegister { classes } => {
                 self.event_register(ctx.caller, classes);
                 Ok(Reply::Void)
@@ -408,9 +476,14 @@ impl Engine {
         let f = Schema::get()
             .class(class)
             .and_then(|c| c.field(field))
-            .ok_or_else(|| CoreError::NoSuchField { class: class.into(), field: field.into() })?;
+            .ok_or_else(|| CoreError::NoSuchField {
+                class: class.into(),
+                field: field.into(),
+            })?;
         if f.qualifier != Qualifier::Rw {
-            return Err(CoreError::OperationNotAllowed(format!("{class}.{field} is read-only")));
+            return Err(CoreError::OperationNotAllowed(format!(
+                "{class}.{field} is read-only"
+            )));
         }
         Ok(f)
     }
@@ -433,18 +506,25 @@ pub fn validate(field: &str, ty: &Type, v: &Value) -> Result<()> {
         (Type::Enum(e), Value::Str(s)) => {
             let values = Schema::get().enums.get(&**e);
             if !values.is_some_and(|vals| vals.iter().any(|x| **x == **s)) {
-                return Err(CoreError::InvalidValue { field: field.into(), value: s.clone() });
+                return Err(CoreError::InvalidValue {
+                    field: field.into(),
+                    value: s.clone(),
+                });
             }
             true
         }
-        (Type::Int, Value::Int(_)) | (Type::Float, Value::Float(_)) | (Type::Bool, Value::Bool(_)) => true,
+        (Type::Int, Value::Int(_))
+        | (Type::Float, Value::Float(_))
+        | (Type::Bool, Value::Bool(_)) => true,
         (Type::DateTime, Value::DateTime(_)) => true,
         (Type::Set(inner), Value::Set(items)) => {
             items.iter().try_for_each(|i| validate(field, inner, i))?;
             true
         }
         (Type::Map(k, vt), Value::Map(pairs)) => {
-            pairs.iter().try_for_each(|(a, b)| validate(field, k, a).and_then(|_| validate(field, vt, b)))?;
+            pairs.iter().try_for_each(|(a, b)| {
+                validate(field, k, a).and_then(|_| validate(field, vt, b))
+            })?;
             true
         }
         _ => false,

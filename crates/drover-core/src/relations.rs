@@ -31,12 +31,18 @@ pub const BOUND: &[(&str, &str, &str, &str)] = &[
 
 /// The set field mirroring `class.field`, if bound.
 pub fn mirror_of(class: &str, field: &str) -> Option<(&'static str, &'static str)> {
-    BOUND.iter().find(|(c, f, _, _)| *c == class && *f == field).map(|(_, _, tc, tf)| (*tc, *tf))
+    BOUND
+        .iter()
+        .find(|(c, f, _, _)| *c == class && *f == field)
+        .map(|(_, _, tc, tf)| (*tc, *tf))
 }
 
 /// The bound reference fields of a class.
 pub fn bound_fields(class: &str) -> impl Iterator<Item = &'static str> + '_ {
-    BOUND.iter().filter(move |(c, ..)| *c == class).map(|(_, f, ..)| *f)
+    BOUND
+        .iter()
+        .filter(move |(c, ..)| *c == class)
+        .map(|(_, f, ..)| *f)
 }
 
 #[cfg(test)]
@@ -48,10 +54,20 @@ mod tests {
     fn every_bound_pair_exists_in_the_schema() {
         let s = Schema::get();
         for (c, f, tc, tf) in BOUND {
-            let field = s.class(c).and_then(|k| k.field(f)).unwrap_or_else(|| panic!("{c}.{f}"));
+            let field = s
+                .class(c)
+                .and_then(|k| k.field(f))
+                .unwrap_or_else(|| panic!("{c}.{f}"));
             assert_eq!(field.ty, Type::Ref((*tc).into()), "{c}.{f}");
-            let set = s.class(tc).and_then(|k| k.field(tf)).unwrap_or_else(|| panic!("{tc}.{tf}"));
-            assert_eq!(set.ty, Type::Set(Box::new(Type::Ref((*c).into()))), "{tc}.{tf}");
+            let set = s
+                .class(tc)
+                .and_then(|k| k.field(tf))
+                .unwrap_or_else(|| panic!("{tc}.{tf}"));
+            assert_eq!(
+                set.ty,
+                Type::Set(Box::new(Type::Ref((*c).into()))),
+                "{tc}.{tf}"
+            );
         }
     }
 }

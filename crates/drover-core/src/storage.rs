@@ -89,21 +89,43 @@ impl SrAction {
 
 pub(crate) fn host_error(e: HostError) -> CoreError {
     match e {
-        HostError::StorageFull { requested, available } => CoreError::SrFull { requested, maximum: available },
-        HostError::NotEnoughMemory { needed, available } => CoreError::HostNotEnoughFreeMemory { needed, available },
+        HostError::StorageFull {
+            requested,
+            available,
+        } => CoreError::SrFull {
+            requested,
+            maximum: available,
+        },
+        HostError::NotEnoughMemory { needed, available } => {
+            CoreError::HostNotEnoughFreeMemory { needed, available }
+        }
         e => CoreError::Host(e),
     }
 }
 
 impl Engine {
     /// Creates a disk image on the host and its VDI record; nothing is left if either fails.
-    pub(crate) async fn new_vdi(&self, _ctx: &Ctx<'_>, sr: &str, name: &str, size: i64, kind: &str) -> Result<Ref> {
+    pub(crate) async fn new_vdi(
+        &self,
+        _ctx: &Ctx<'_>,
+        sr: &str,
+        name: &str,
+        size: i64,
+        kind: &str,
+    ) -> Result<Ref> {
         self.get("SR", sr)?;
         if size < 0 {
-            return Err(CoreError::InvalidValue { field: "virtual_size".into(), value: size.to_string() });
+            return Err(CoreError::InvalidValue {
+                field: "virtual_size".into(),
+                value: size.to_string(),
+            });
         }
         let r = new_ref();
-        let info = self.host.image_create(sr, &r, size as u64).await.map_err(host_error)?;
+        let info = self
+            .host
+            .image_create(sr, &r, size as u64)
+            .await
+            .map_err(host_error)?;
         let made = self.write(|t| {
             t.create_with_ref(
                 "VDI",
@@ -112,7 +134,10 @@ impl Engine {
                     ("name_label", Value::str(name)),
                     ("SR", Value::str(sr)),
                     ("virtual_size", Value::Int(info.virtual_size as i64)),
-                    ("physical_utilisation", Value::Int(info.physical_utilisation as i64)),
+                    (
+                        "physical_utilisation",
+                        Value::Int(info.physical_utilisation as i64),
+                    ),
                     ("type", Value::str(kind)),
                 ],
             )
@@ -127,12 +152,20 @@ impl Engine {
 
     /// Deletes a VDI's image and record, whatever refers to it.
     pub(crate) async fn forget_vdi(&self, vdi: &str) {
-        let Ok(obj) = self.get("VDI", vdi) else { return };
+        let Ok(obj) = self.get("VDI", vdi) else {
+            return;
+        };
         let sr = obj.str("SR").to_string();
         if let Err(e) = self.host.image_destroy(&sr, vdi).await {
             tracing::warn!(vdi, error = %e, "could not delete a disk image");
         }
-        let _ = self.write(|t| if t.get("VDI", vdi).is_some() { t.destroy("VDI", vdi) } else { Ok(()) });
+        let _ = self.write(|t| {
+            if t.get("VDI", vdi).is_some() {
+                t.destroy("VDI", vdi)
+            } else {
+                Ok(())
+            }
+        });
         self.refresh_sr(&sr).await;
     }
 
@@ -143,9 +176,25 @@ impl Engine {
                 if t.get("SR", sr).is_none() {
                     return Ok(());
                 }
-                let allocation: i64 = t.must("SR", sr)?.refs("VDIs").iter().filter_map(|v| t.get("VDI", v)).map(|v| v.int("virtual_size")).sum();
-                t.set("SR", sr, "physical_size", Value::Int(info.physical_size as i64))?;
-                t.set("SR", sr, "physical_utilisation", Value::Int(info.physical_utilisation as i64))?;
+                let allocation: i64 = t
+                    .must("SR", sr)?
+                    .refs("VDIs")
+                    .iter()
+                    .filter_map(|v| t.get("VDI", v))
+                    .map(|v| v.int("virtual_size"))
+                    .sum();
+                t.set(
+                    "SR",
+                    sr,
+                    "physical_size",
+                    Value::Int(info.physical_size as i64),
+                )?;
+                t.set(
+                    "SR",
+                    sr,
+                    "physical_utilisation",
+                    Value::Int(info.physical_utilisation as i64),
+                )?;
                 t.set("SR", sr, "virtual_allocation", Value::Int(allocation))
             });
         }
@@ -154,9 +203,13 @@ impl Engine {
     fn vdi_in_use(&self, vdi: &str) -> bool {
         self.read(|db| {
             db.get("VDI", vdi).is_some_and(|o| {
-                o.refs("VBDs").iter().filter_map(|b| db.get("VBD", b)).any(|b| {
-                    db.get("VM", b.str("VM")).is_some_and(|vm| vm.str("power_state") != "Halted")
-                })
+                o.refs("VBDs")
+                    .iter()
+                    .filter_map(|b| db.get("VBD", b))
+                    .any(|b| {
+                        db.get("VM", b.str("VM"))
+                            .is_some_and(|vm| vm.str("power_state") != "Halted")
+                    })
             })
         })
     }
@@ -165,7 +218,10 @@ impl Engine {
     pub(crate) async fn destroy_vdi(&self, vdi: &str) -> Result<()> {
         self.get("VDI", vdi)?;
         if self.vdi_in_use(vdi) {
-            return Err(CoreError::VdiInUse { vdi: vdi.into(), op: "destroy".into() });
+            return Err(CoreError::VdiInUse {
+                vdi: vdi.into(),
+                op: "destroy".into(),
+            });
         }
         let vbds = self.get("VDI", vdi)?.refs("VBDs");
         self.write(|t| {
@@ -180,7 +236,12 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) async fn vdi_action(&self, _ctx: &Ctx<'_>, vdi: &str, action: VdiAction) -> Result<Reply> {
+    pub(crate) async fn vdi_action(
+        &self,
+        _ctx: &Ctx<'_>,
+        vdi: &str,
+        action: VdiAction,
+    ) -> Result<Reply> {
         let obj = self.get("VDI", vdi)?;
         let sr = obj.str("SR").to_string();
         match action {
@@ -199,9 +260,19 @@ impl Engine {
                     let mut fields = vec![
                         ("SR", Value::str(&target)),
                         ("virtual_size", Value::Int(info.virtual_size as i64)),
-                        ("physical_utilisation", Value::Int(info.physical_utilisation as i64)),
+                        (
+                            "physical_utilisation",
+                            Value::Int(info.physical_utilisation as i64),
+                        ),
                     ];
-                    for f in ["name_label", "name_description", "type", "sharable", "read_only", "other_config"] {
+                    for f in [
+                        "name_label",
+                        "name_description",
+                        "type",
+                        "sharable",
+                        "read_only",
+                        "other_config",
+                    ] {
                         fields.push((f, obj.get(f).clone()));
                     }
                     if snapshot {
@@ -220,20 +291,42 @@ impl Engine {
             }
             VdiAction::Resize { size } => {
                 if size < obj.int("virtual_size") {
-                    return Err(CoreError::InvalidValue { field: "size".into(), value: size.to_string() });
+                    return Err(CoreError::InvalidValue {
+                        field: "size".into(),
+                        value: size.to_string(),
+                    });
                 }
                 if self.vdi_in_use(vdi) {
-                    return Err(CoreError::VdiInUse { vdi: vdi.into(), op: "resize".into() });
+                    return Err(CoreError::VdiInUse {
+                        vdi: vdi.into(),
+                        op: "resize".into(),
+                    });
                 }
-                let info = self.host.image_resize(&sr, vdi, size as u64).await.map_err(host_error)?;
-                self.write(|t| t.set("VDI", vdi, "virtual_size", Value::Int(info.virtual_size as i64)))?;
+                let info = self
+                    .host
+                    .image_resize(&sr, vdi, size as u64)
+                    .await
+                    .map_err(host_error)?;
+                self.write(|t| {
+                    t.set(
+                        "VDI",
+                        vdi,
+                        "virtual_size",
+                        Value::Int(info.virtual_size as i64),
+                    )
+                })?;
                 self.refresh_sr(&sr).await;
                 Ok(Reply::Void)
             }
         }
     }
 
-    pub(crate) async fn vbd_action(&self, _ctx: &Ctx<'_>, vbd: &str, action: VbdAction) -> Result<Reply> {
+    pub(crate) async fn vbd_action(
+        &self,
+        _ctx: &Ctx<'_>,
+        vbd: &str,
+        action: VbdAction,
+    ) -> Result<Reply> {
         let obj = self.get("VBD", vbd)?;
         let vm = self.get("VM", obj.str("VM"))?;
         match action {
@@ -259,10 +352,14 @@ impl Engine {
             VbdAction::Insert { vdi } => {
                 self.get("VDI", &vdi)?;
                 if obj.str("type") != "CD" {
-                    return Err(CoreError::OperationNotAllowed("only CD drives take media".into()));
+                    return Err(CoreError::OperationNotAllowed(
+                        "only CD drives take media".into(),
+                    ));
                 }
                 if !obj.bool("empty") {
-                    return Err(CoreError::OperationNotAllowed("the drive is not empty".into()));
+                    return Err(CoreError::OperationNotAllowed(
+                        "the drive is not empty".into(),
+                    ));
                 }
                 self.write(|t| {
                     t.set("VBD", vbd, "VDI", Value::str(&vdi))?;
@@ -272,7 +369,9 @@ impl Engine {
             }
             VbdAction::Eject => {
                 if obj.str("type") != "CD" || obj.bool("empty") {
-                    return Err(CoreError::OperationNotAllowed("the drive has no media to eject".into()));
+                    return Err(CoreError::OperationNotAllowed(
+                        "the drive has no media to eject".into(),
+                    ));
                 }
                 self.write(|t| {
                     t.set("VBD", vbd, "VDI", Value::str(NULL_REF))?;
@@ -283,7 +382,12 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn sr_action(&self, _ctx: &Ctx<'_>, sr: &str, action: SrAction) -> Result<Reply> {
+    pub(crate) async fn sr_action(
+        &self,
+        _ctx: &Ctx<'_>,
+        sr: &str,
+        action: SrAction,
+    ) -> Result<Reply> {
         match action {
             SrAction::Scan => {
                 self.get("SR", sr)?;

@@ -11,7 +11,11 @@ use crate::error::{CoreError, Result};
 use crate::ops::{Reply, TaskRender};
 
 impl Engine {
-    pub(crate) fn create_task(&self, caller: &Caller, label: &str) -> Result<(Ref, CancellationToken)> {
+    pub(crate) fn create_task(
+        &self,
+        caller: &Caller,
+        label: &str,
+    ) -> Result<(Ref, CancellationToken)> {
         let host = self.this_host();
         let task = self.write(|t| {
             t.create(
@@ -23,20 +27,38 @@ impl Engine {
                     ("resident_on", Value::str(&*host)),
                     ("progress", Value::Float(0.0)),
                     ("allowed_operations", Value::Set(vec![Value::str("cancel")])),
-                    ("other_config", Value::string_map([("owner", caller.user.as_str())])),
+                    (
+                        "other_config",
+                        Value::string_map([("owner", caller.user.as_str())]),
+                    ),
                 ],
             )
         })?;
         let token = CancellationToken::new();
-        self.cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(task.clone(), token.clone());
+        self.cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(task.clone(), token.clone());
         Ok((task, token))
     }
 
-    pub(crate) fn complete_task(&self, task: &Ref, outcome: Result<Reply>, render: &dyn TaskRender) {
-        self.cancels.lock().unwrap_or_else(|e| e.into_inner()).remove(task);
+    pub(crate) fn complete_task(
+        &self,
+        task: &Ref,
+        outcome: Result<Reply>,
+        render: &dyn TaskRender,
+    ) {
+        self.cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(task);
         let (status, result, error) = match &outcome {
             Ok(reply) => ("success", render.result(reply), Vec::new()),
-            Err(CoreError::TaskCancelled(_)) => ("cancelled", String::new(), render.error(outcome.as_ref().err().expect("err"))),
+            Err(CoreError::TaskCancelled(_)) => (
+                "cancelled",
+                String::new(),
+                render.error(outcome.as_ref().err().expect("err")),
+            ),
             Err(e) => ("failure", String::new(), render.error(e)),
         };
         let written = self.write(|t| {
@@ -47,7 +69,12 @@ impl Engine {
             t.set("task", task, "progress", Value::Float(1.0))?;
             t.set("task", task, "finished", Value::DateTime(now()))?;
             t.set("task", task, "result", Value::str(result))?;
-            t.set("task", task, "error_info", Value::Set(error.into_iter().map(Value::Str).collect()))?;
+            t.set(
+                "task",
+                task,
+                "error_info",
+                Value::Set(error.into_iter().map(Value::Str).collect()),
+            )?;
             t.set("task", task, "allowed_operations", Value::empty_set())
         });
         if let Err(e) = written {
@@ -58,10 +85,20 @@ impl Engine {
     pub(crate) fn cancel_task(&self, task: &str) -> Result<()> {
         let record = self.get("task", task)?;
         if record.str("status") != "pending" {
-            return Err(CoreError::OperationNotAllowed(format!("task {task} is {}", record.str("status"))));
+            return Err(CoreError::OperationNotAllowed(format!(
+                "task {task} is {}",
+                record.str("status")
+            )));
         }
-        let token = self.cancels.lock().unwrap_or_else(|e| e.into_inner()).get(task).cloned();
-        let token = token.ok_or_else(|| CoreError::OperationNotAllowed(format!("task {task} cannot be cancelled")))?;
+        let token = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(task)
+            .cloned();
+        let token = token.ok_or_else(|| {
+            CoreError::OperationNotAllowed(format!("task {task} cannot be cancelled"))
+        })?;
         self.write(|t| {
             t.set("task", task, "status", Value::str("cancelling"))?;
             t.set("task", task, "allowed_operations", Value::empty_set())

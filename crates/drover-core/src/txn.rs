@@ -29,7 +29,11 @@ pub fn new_uuid() -> String {
 
 impl<'a> Txn<'a> {
     pub(crate) fn new(db: &'a Db) -> Txn<'a> {
-        Txn { db, pending: HashMap::new(), order: Vec::new() }
+        Txn {
+            db,
+            pending: HashMap::new(),
+            order: Vec::new(),
+        }
     }
 
     /// The committed working set this transaction reads beneath its own changes.
@@ -47,17 +51,25 @@ impl<'a> Txn<'a> {
 
     /// An object, or `HANDLE_INVALID`.
     pub fn must(&self, class: &str, r: &str) -> Result<&Obj> {
-        self.get(class, r).ok_or_else(|| CoreError::handle(class, r))
+        self.get(class, r)
+            .ok_or_else(|| CoreError::handle(class, r))
     }
 
     fn slot(&mut self, class: &str, r: &str) -> Result<&mut Obj> {
         let key = (Arc::<str>::from(class), Ref::from(r));
         if !self.pending.contains_key(&key) {
-            let obj = self.db.get(class, r).map(|o| (**o).clone()).ok_or_else(|| CoreError::handle(class, r))?;
+            let obj = self
+                .db
+                .get(class, r)
+                .map(|o| (**o).clone())
+                .ok_or_else(|| CoreError::handle(class, r))?;
             self.order.push(key.clone());
             self.pending.insert(key.clone(), Some(obj));
         }
-        self.pending.get_mut(&key).and_then(|o| o.as_mut()).ok_or_else(|| CoreError::handle(class, r))
+        self.pending
+            .get_mut(&key)
+            .and_then(|o| o.as_mut())
+            .ok_or_else(|| CoreError::handle(class, r))
     }
 
     /// Creates an object of `class` with the given fields (the rest initial); returns its ref.
@@ -66,9 +78,16 @@ impl<'a> Txn<'a> {
     }
 
     /// Creates an object under a reference chosen by the caller.
-    pub fn create_with_ref(&mut self, class: &str, r: Ref, values: Vec<(&str, Value)>) -> Result<Ref> {
+    pub fn create_with_ref(
+        &mut self,
+        class: &str,
+        r: Ref,
+        values: Vec<(&str, Value)>,
+    ) -> Result<Ref> {
         let schema = Schema::get();
-        let k = schema.class(class).ok_or_else(|| CoreError::Internal(format!("no class {class}")))?;
+        let k = schema
+            .class(class)
+            .ok_or_else(|| CoreError::Internal(format!("no class {class}")))?;
         let mut obj = Obj::new(k, r.clone());
         obj.put("uuid", Value::str(new_uuid()));
         let key = (k.name.clone(), r.clone());
@@ -86,9 +105,14 @@ impl<'a> Txn<'a> {
         let f = obj
             .class
             .field(field)
-            .ok_or_else(|| CoreError::NoSuchField { class: class.into(), field: field.into() })?;
+            .ok_or_else(|| CoreError::NoSuchField {
+                class: class.into(),
+                field: field.into(),
+            })?;
         if let Type::Ref(target) = &f.ty {
-            let new = v.as_str().ok_or_else(|| CoreError::FieldType(field.into()))?;
+            let new = v
+                .as_str()
+                .ok_or_else(|| CoreError::FieldType(field.into()))?;
             if new != NULL_REF && self.get(target, new).is_none() {
                 return Err(CoreError::handle(target, new));
             }
@@ -115,7 +139,13 @@ impl<'a> Txn<'a> {
     }
 
     /// Changes a field with a function of its current value.
-    pub fn update(&mut self, class: &str, r: &str, field: &str, f: impl FnOnce(&mut Value)) -> Result<()> {
+    pub fn update(
+        &mut self,
+        class: &str,
+        r: &str,
+        field: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Result<()> {
         let mut v = self.must(class, r)?.get(field).clone();
         f(&mut v);
         self.set(class, r, field, v)
@@ -154,6 +184,9 @@ impl<'a> Txn<'a> {
 
     pub(crate) fn into_changes(self) -> Vec<((Arc<str>, Ref), Option<Obj>)> {
         let mut pending = self.pending;
-        self.order.into_iter().filter_map(|k| pending.remove(&k).map(|v| (k, v))).collect()
+        self.order
+            .into_iter()
+            .filter_map(|k| pending.remove(&k).map(|v| (k, v)))
+            .collect()
     }
 }

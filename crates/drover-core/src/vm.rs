@@ -197,9 +197,21 @@ impl VmAction {
 fn rule(op: &str) -> Option<(&'static [&'static str], bool)> {
     const H: &[&str] = &["Halted"];
     Some(match op {
-        "start" | "start_on" | "destroy" | "make_into_template" | "changing_static_range" | "changing_VCPUs" => (H, op == "destroy"),
-        "clone" | "copy" | "provision" | "export" => (&["Halted", "Suspended"][..if op == "provision" { 1 } else { 2 }], true),
-        "pause" | "clean_shutdown" | "clean_reboot" | "changing_VCPUs_live" | "changing_memory_live" => (&["Running"], false),
+        "start"
+        | "start_on"
+        | "destroy"
+        | "make_into_template"
+        | "changing_static_range"
+        | "changing_VCPUs" => (H, op == "destroy"),
+        "clone" | "copy" | "provision" | "export" => (
+            &["Halted", "Suspended"][..if op == "provision" { 1 } else { 2 }],
+            true,
+        ),
+        "pause"
+        | "clean_shutdown"
+        | "clean_reboot"
+        | "changing_VCPUs_live"
+        | "changing_memory_live" => (&["Running"], false),
         "unpause" => (&["Paused"], false),
         "hard_shutdown" => (&["Running", "Paused", "Suspended"], false),
         "hard_reboot" => (&["Running", "Paused"], false),
@@ -212,17 +224,42 @@ fn rule(op: &str) -> Option<(&'static [&'static str], bool)> {
 }
 
 const ALL_OPS: &[&str] = &[
-    "start", "start_on", "pause", "unpause", "clean_shutdown", "hard_shutdown", "clean_reboot", "hard_reboot",
-    "suspend", "resume", "resume_on", "clone", "copy", "snapshot", "provision", "destroy", "export",
-    "make_into_template", "changing_VCPUs", "changing_VCPUs_live", "changing_memory_live",
-    "changing_memory_limits", "changing_dynamic_range", "changing_static_range",
+    "start",
+    "start_on",
+    "pause",
+    "unpause",
+    "clean_shutdown",
+    "hard_shutdown",
+    "clean_reboot",
+    "hard_reboot",
+    "suspend",
+    "resume",
+    "resume_on",
+    "clone",
+    "copy",
+    "snapshot",
+    "provision",
+    "destroy",
+    "export",
+    "make_into_template",
+    "changing_VCPUs",
+    "changing_VCPUs_live",
+    "changing_memory_live",
+    "changing_memory_limits",
+    "changing_dynamic_range",
+    "changing_static_range",
 ];
 
 /// Checks an operation against a VM's state; the error a client should see if it is refused.
 fn check_op(vm: &Obj, op: &str) -> Result<()> {
-    let Some((states, template_ok)) = rule(op) else { return Ok(()) };
+    let Some((states, template_ok)) = rule(op) else {
+        return Ok(());
+    };
     if vm.bool("is_a_template") && !template_ok {
-        return Err(CoreError::VmIsTemplate { vm: vm.r.to_string(), op: op.to_string() });
+        return Err(CoreError::VmIsTemplate {
+            vm: vm.r.to_string(),
+            op: op.to_string(),
+        });
     }
     if op == "destroy" && vm.bool("is_default_template") {
         return Err(CoreError::CannotDeleteDefaultTemplate(vm.r.to_string()));
@@ -235,7 +272,11 @@ fn check_op(vm: &Obj, op: &str) -> Result<()> {
             actual: state.to_lowercase(),
         });
     }
-    if let Some((task, running)) = vm.get("current_operations").as_map().and_then(|m| m.first()) {
+    if let Some((task, running)) = vm
+        .get("current_operations")
+        .as_map()
+        .and_then(|m| m.first())
+    {
         return Err(CoreError::OtherOperationInProgress {
             class: "VM".into(),
             handle: vm.r.to_string(),
@@ -249,15 +290,26 @@ fn check_op(vm: &Obj, op: &str) -> Result<()> {
 /// Recomputes `allowed_operations` of a VM from its state.
 pub(crate) fn refresh_allowed(t: &mut Txn, vm: &str) -> Result<()> {
     let obj = t.must("VM", vm)?;
-    let allowed: Vec<Value> =
-        ALL_OPS.iter().filter(|op| check_op(obj, op).is_ok()).map(|op| Value::str(*op)).collect();
+    let allowed: Vec<Value> = ALL_OPS
+        .iter()
+        .filter(|op| check_op(obj, op).is_ok())
+        .map(|op| Value::str(*op))
+        .collect();
     t.set("VM", vm, "allowed_operations", Value::Set(allowed))
 }
 
 fn map_host(e: HostError) -> CoreError {
     match e {
-        HostError::NotEnoughMemory { needed, available } => CoreError::HostNotEnoughFreeMemory { needed, available },
-        HostError::StorageFull { requested, available } => CoreError::SrFull { requested, maximum: available },
+        HostError::NotEnoughMemory { needed, available } => {
+            CoreError::HostNotEnoughFreeMemory { needed, available }
+        }
+        HostError::StorageFull {
+            requested,
+            available,
+        } => CoreError::SrFull {
+            requested,
+            maximum: available,
+        },
         other => CoreError::Host(other),
     }
 }
@@ -282,7 +334,9 @@ impl Engine {
             if t.get("VM", vm).is_none() {
                 return Ok(());
             }
-            t.update("VM", vm, "current_operations", |m| m.map_remove(&Value::str(&*ctx.task)))?;
+            t.update("VM", vm, "current_operations", |m| {
+                m.map_remove(&Value::str(&*ctx.task))
+            })?;
             f(t)?;
             if t.get("VM", vm).is_some() {
                 refresh_allowed(t, vm)?;
@@ -297,7 +351,9 @@ impl Engine {
         ctx: &Ctx<'_>,
         vm: &str,
         _op: &str,
-        body: impl std::future::Future<Output = Result<(T, Box<dyn FnOnce(&mut Txn) -> Result<()> + Send>)>>,
+        body: impl std::future::Future<
+            Output = Result<(T, Box<dyn FnOnce(&mut Txn) -> Result<()> + Send>)>,
+        >,
     ) -> Result<T> {
         match body.await {
             Ok((out, commit)) => {
@@ -320,7 +376,11 @@ impl Engine {
                 .filter(|vbd| !vbd.bool("empty") || vbd.str("type") == "CD")
                 .map(|vbd| DiskSpec {
                     device: vbd.str("userdevice").to_string(),
-                    image: if vbd.bool("empty") { String::new() } else { vbd.str("VDI").to_string() },
+                    image: if vbd.bool("empty") {
+                        String::new()
+                    } else {
+                        vbd.str("VDI").to_string()
+                    },
                     read_only: vbd.str("mode") == "RO",
                     cdrom: vbd.str("type") == "CD",
                 })
@@ -335,7 +395,12 @@ impl Engine {
                 ramdisk: vm.str("PV_ramdisk").to_string(),
                 args: vm.str("PV_args").to_string(),
                 boot_policy: vm.str("HVM_boot_policy").to_string(),
-                boot_order: vm.get("HVM_boot_params").map_get("order").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                boot_order: vm
+                    .get("HVM_boot_params")
+                    .map_get("order")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
                 disks,
             }
         })
@@ -350,7 +415,9 @@ impl Engine {
             return Err(CoreError::VmTooManyVcpus(vm.r.to_string()));
         }
         if vm.int("memory_dynamic_max") < 16 << 20 {
-            return Err(CoreError::MemoryConstraint("memory_dynamic_max must be at least 16 MiB to start".into()));
+            return Err(CoreError::MemoryConstraint(
+                "memory_dynamic_max must be at least 16 MiB to start".into(),
+            ));
         }
         Ok(())
     }
@@ -358,16 +425,25 @@ impl Engine {
     fn check_host(&self, host: &str) -> Result<()> {
         if *self.this_host() != *host {
             self.get("host", host)?;
-            return Err(CoreError::OperationNotAllowed(format!("host {host} is not reachable from this engine")));
+            return Err(CoreError::OperationNotAllowed(format!(
+                "host {host} is not reachable from this engine"
+            )));
         }
         Ok(())
     }
 
-    pub(crate) async fn vm_action(&self, ctx: &Ctx<'_>, vm: &str, action: VmAction) -> Result<Reply> {
+    pub(crate) async fn vm_action(
+        &self,
+        ctx: &Ctx<'_>,
+        vm: &str,
+        action: VmAction,
+    ) -> Result<Reply> {
         let host = self.this_host();
         match action {
             VmAction::Start { paused, .. } => self.start(ctx, vm, paused, "start").await,
-            VmAction::StartOn { host: h, paused, .. } => {
+            VmAction::StartOn {
+                host: h, paused, ..
+            } => {
                 self.check_host(&h)?;
                 self.start(ctx, vm, paused, "start_on").await
             }
@@ -375,7 +451,11 @@ impl Engine {
             VmAction::Unpause => self.simple(ctx, vm, "unpause", "Running").await,
             VmAction::CleanShutdown | VmAction::HardShutdown => {
                 let hard = matches!(action, VmAction::HardShutdown);
-                let op = if hard { "hard_shutdown" } else { "clean_shutdown" };
+                let op = if hard {
+                    "hard_shutdown"
+                } else {
+                    "clean_shutdown"
+                };
                 let obj = self.begin(ctx, vm, op)?;
                 let uuid = obj.uuid().to_string();
                 let suspended = obj.str("power_state") == "Suspended";
@@ -385,9 +465,10 @@ impl Engine {
                         self.discard_suspend_image(&obj).await?;
                     } else {
                         self.host.shutdown(&uuid, hard).await.map_err(|e| match e {
-                            HostError::ShutdownTimeout(_) => {
-                                CoreError::VmShutdownTimeout { vm: vmr.clone(), timeout: "1200".into() }
-                            }
+                            HostError::ShutdownTimeout(_) => CoreError::VmShutdownTimeout {
+                                vm: vmr.clone(),
+                                timeout: "1200".into(),
+                            },
                             e => map_host(e),
                         })?;
                     }
@@ -418,51 +499,85 @@ impl Engine {
             }
             VmAction::Suspend => self.suspend(ctx, vm).await,
             VmAction::Resume { paused, .. } => self.resume(ctx, vm, paused, "resume").await,
-            VmAction::ResumeOn { host: h, paused, .. } => {
+            VmAction::ResumeOn {
+                host: h, paused, ..
+            } => {
                 self.check_host(&h)?;
                 self.resume(ctx, vm, paused, "resume_on").await
             }
-            VmAction::Clone { name } => self.duplicate(ctx, vm, &name, crate::clone::Mode::Clone).await.map(Reply::Ref),
+            VmAction::Clone { name } => self
+                .duplicate(ctx, vm, &name, crate::clone::Mode::Clone)
+                .await
+                .map(Reply::Ref),
             VmAction::Copy { name, sr } => {
                 if sr != NULL_REF && !sr.is_empty() {
                     self.get("SR", &sr)?;
                 }
-                self.duplicate(ctx, vm, &name, crate::clone::Mode::Copy(sr)).await.map(Reply::Ref)
+                self.duplicate(ctx, vm, &name, crate::clone::Mode::Copy(sr))
+                    .await
+                    .map(Reply::Ref)
             }
-            VmAction::Snapshot { name } => {
-                self.duplicate(ctx, vm, &name, crate::clone::Mode::Snapshot).await.map(Reply::Ref)
-            }
+            VmAction::Snapshot { name } => self
+                .duplicate(ctx, vm, &name, crate::clone::Mode::Snapshot)
+                .await
+                .map(Reply::Ref),
             VmAction::Revert => self.revert(ctx, vm).await.map(|_| Reply::Void),
             VmAction::Provision => self.provision(ctx, vm).await.map(|_| Reply::Void),
             VmAction::Destroy => self.destroy_vm(ctx, vm).await.map(|_| Reply::Void),
-            VmAction::SetMemoryLimits { static_min, static_max, dynamic_min, dynamic_max } => {
-                self.set_memory(vm, static_min, static_max, dynamic_min, dynamic_max).map(|_| Reply::Void)
-            }
+            VmAction::SetMemoryLimits {
+                static_min,
+                static_max,
+                dynamic_min,
+                dynamic_max,
+            } => self
+                .set_memory(vm, static_min, static_max, dynamic_min, dynamic_max)
+                .map(|_| Reply::Void),
             VmAction::SetMemoryDynamicRange { min, max } => {
                 let o = self.get("VM", vm)?;
-                self.set_memory(vm, o.int("memory_static_min"), o.int("memory_static_max"), min, max).map(|_| Reply::Void)
+                self.set_memory(
+                    vm,
+                    o.int("memory_static_min"),
+                    o.int("memory_static_max"),
+                    min,
+                    max,
+                )
+                .map(|_| Reply::Void)
             }
             VmAction::SetMemoryStaticRange { min, max } => {
                 let o = self.get("VM", vm)?;
                 self.require_halted(&o)?;
-                self.set_memory(vm, min, max, o.int("memory_dynamic_min"), o.int("memory_dynamic_max"))
-                    .map(|_| Reply::Void)
+                self.set_memory(
+                    vm,
+                    min,
+                    max,
+                    o.int("memory_dynamic_min"),
+                    o.int("memory_dynamic_max"),
+                )
+                .map(|_| Reply::Void)
             }
             VmAction::SetMemory { value } => {
                 let o = self.get("VM", vm)?;
                 self.require_halted(&o)?;
                 let smin = o.int("memory_static_min").min(value);
-                self.set_memory(vm, smin, value, value, value).map(|_| Reply::Void)
+                self.set_memory(vm, smin, value, value, value)
+                    .map(|_| Reply::Void)
             }
             VmAction::SetVcpusNumberLive { n } => {
                 let obj = self.begin(ctx, vm, "changing_VCPUs_live")?;
                 let vmr = vm.to_string();
                 self.guarded(ctx, vm, "changing_VCPUs_live", async {
                     if n < 1 || n > obj.int("VCPUs_max") {
-                        return Err(CoreError::InvalidValue { field: "nvcpu".into(), value: n.to_string() });
+                        return Err(CoreError::InvalidValue {
+                            field: "nvcpu".into(),
+                            value: n.to_string(),
+                        });
                     }
-                    self.host.set_vcpus(obj.uuid(), n as u32).await.map_err(map_host)?;
-                    let commit = move |t: &mut Txn| t.set("VM", &vmr, "VCPUs_at_startup", Value::Int(n));
+                    self.host
+                        .set_vcpus(obj.uuid(), n as u32)
+                        .await
+                        .map_err(map_host)?;
+                    let commit =
+                        move |t: &mut Txn| t.set("VM", &vmr, "VCPUs_at_startup", Value::Int(n));
                     Ok(((), Box::new(commit) as Box<_>))
                 })
                 .await?;
@@ -472,7 +587,10 @@ impl Engine {
                 let o = self.get("VM", vm)?;
                 self.require_halted(&o)?;
                 if n < 1 || n < o.int("VCPUs_at_startup") {
-                    return Err(CoreError::InvalidValue { field: "VCPUs_max".into(), value: n.to_string() });
+                    return Err(CoreError::InvalidValue {
+                        field: "VCPUs_max".into(),
+                        value: n.to_string(),
+                    });
                 }
                 self.write(|t| t.set("VM", vm, "VCPUs_max", Value::Int(n)))?;
                 Ok(Reply::Void)
@@ -480,7 +598,10 @@ impl Engine {
             VmAction::SetVcpusAtStartup { n } => {
                 let o = self.get("VM", vm)?;
                 if n < 1 || n > o.int("VCPUs_max") {
-                    return Err(CoreError::InvalidValue { field: "VCPUs_at_startup".into(), value: n.to_string() });
+                    return Err(CoreError::InvalidValue {
+                        field: "VCPUs_at_startup".into(),
+                        value: n.to_string(),
+                    });
                 }
                 self.write(|t| t.set("VM", vm, "VCPUs_at_startup", Value::Int(n)))?;
                 Ok(Reply::Void)
@@ -489,7 +610,9 @@ impl Engine {
             VmAction::AssertOperationValid { op } => {
                 let o = self.get("VM", vm)?;
                 if rule(&op).is_none() && !ALL_OPS.contains(&op.as_str()) {
-                    return Err(CoreError::OperationNotAllowed(format!("{op} is not a VM operation Drover supports")));
+                    return Err(CoreError::OperationNotAllowed(format!(
+                        "{op} is not a VM operation Drover supports"
+                    )));
                 }
                 check_op(&o, &op)?;
                 Ok(Reply::Void)
@@ -508,16 +631,31 @@ impl Engine {
                 Ok(Reply::Void)
             }
             VmAction::GetAllowedVbdDevices | VmAction::GetAllowedVifDevices => {
-                let (class, set) = if matches!(action, VmAction::GetAllowedVbdDevices) { ("VBD", "VBDs") } else { ("VIF", "VIFs") };
+                let (class, set) = if matches!(action, VmAction::GetAllowedVbdDevices) {
+                    ("VBD", "VBDs")
+                } else {
+                    ("VIF", "VIFs")
+                };
                 let o = self.get("VM", vm)?;
                 let used: Vec<String> = self.read(|db| {
                     o.refs(set)
                         .iter()
                         .filter_map(|r| db.get(class, r))
-                        .map(|d| d.str(if class == "VBD" { "userdevice" } else { "device" }).to_string())
+                        .map(|d| {
+                            d.str(if class == "VBD" {
+                                "userdevice"
+                            } else {
+                                "device"
+                            })
+                            .to_string()
+                        })
                         .collect()
                 });
-                let free = (0..16).map(|i| i.to_string()).filter(|d| !used.contains(d)).map(Value::Str).collect();
+                let free = (0..16)
+                    .map(|i| i.to_string())
+                    .filter(|d| !used.contains(d))
+                    .map(Value::Str)
+                    .collect();
                 Ok(Reply::Value(Value::Set(free)))
             }
             VmAction::GetPossibleHosts => {
@@ -531,7 +669,10 @@ impl Engine {
                 let free = self.host.metrics().await.memory_free;
                 let needed = o.int("memory_dynamic_max").max(0) as u64;
                 if needed > free {
-                    return Err(CoreError::HostNotEnoughFreeMemory { needed, available: free });
+                    return Err(CoreError::HostNotEnoughFreeMemory {
+                        needed,
+                        available: free,
+                    });
                 }
                 Ok(Reply::Void)
             }
@@ -591,9 +732,18 @@ impl Engine {
         let vmr = vm.to_string();
         self.guarded(ctx, vm, "suspend", async {
             let sr = self.suspend_sr(&obj)?;
-            let size = obj.int("memory_static_max").max(obj.int("memory_dynamic_max")) + (16 << 20);
+            let size = obj
+                .int("memory_static_max")
+                .max(obj.int("memory_dynamic_max"))
+                + (16 << 20);
             let vdi = self
-                .new_vdi(ctx, &sr, &format!("Suspend image of {}", obj.str("name_label")), size, "suspend")
+                .new_vdi(
+                    ctx,
+                    &sr,
+                    &format!("Suspend image of {}", obj.str("name_label")),
+                    size,
+                    "suspend",
+                )
                 .await?;
             if let Err(e) = self.host.suspend(obj.uuid(), &vdi).await {
                 self.forget_vdi(&vdi).await;
@@ -620,7 +770,10 @@ impl Engine {
                 return Err(CoreError::VmHasNoSuspendVdi(vmr.clone()));
             }
             let spec = self.guest_spec(&obj);
-            self.host.resume(&spec, &image, paused).await.map_err(map_host)?;
+            self.host
+                .resume(&spec, &image, paused)
+                .await
+                .map_err(map_host)?;
             self.forget_vdi(&image).await;
             let state = if paused { "Paused" } else { "Running" };
             let (vcpus, memory) = (spec.vcpus as i64, spec.memory as i64);
@@ -668,7 +821,9 @@ impl Engine {
             ));
         }
         let o = self.get("VM", vm)?;
-        if o.str("power_state") != "Halted" && (smin != o.int("memory_static_min") || smax != o.int("memory_static_max")) {
+        if o.str("power_state") != "Halted"
+            && (smin != o.int("memory_static_min") || smax != o.int("memory_static_max"))
+        {
             self.require_halted(&o)?;
         }
         self.write(|t| {
@@ -682,7 +837,9 @@ impl Engine {
     /// A setter of one memory field, checked against the others.
     pub(crate) fn vm_set_memory_field(&self, vm: &str, field: &str, value: Value) -> Result<()> {
         let o = self.get("VM", vm)?;
-        let v = value.as_int().ok_or_else(|| CoreError::FieldType(field.into()))?;
+        let v = value
+            .as_int()
+            .ok_or_else(|| CoreError::FieldType(field.into()))?;
         let mut m = [
             o.int("memory_static_min"),
             o.int("memory_static_max"),
@@ -711,14 +868,23 @@ impl Engine {
 /// Deletes a VM record with the records that belong to it alone (VBDs, VIFs, consoles, metrics).
 pub(crate) fn destroy_vm_record(t: &mut Txn, vm: &str) -> Result<()> {
     let obj = t.must("VM", vm)?.clone();
-    for (class, set) in [("VBD", "VBDs"), ("VIF", "VIFs"), ("console", "consoles"), ("VTPM", "VTPMs"), ("crashdump", "crash_dumps")] {
+    for (class, set) in [
+        ("VBD", "VBDs"),
+        ("VIF", "VIFs"),
+        ("console", "consoles"),
+        ("VTPM", "VTPMs"),
+        ("crashdump", "crash_dumps"),
+    ] {
         for r in obj.refs(set) {
             if t.get(class, &r).is_some() {
                 t.destroy(class, &r)?;
             }
         }
     }
-    for (class, field) in [("VM_metrics", "metrics"), ("VM_guest_metrics", "guest_metrics")] {
+    for (class, field) in [
+        ("VM_metrics", "metrics"),
+        ("VM_guest_metrics", "guest_metrics"),
+    ] {
         let r = obj.str(field);
         if t.get(class, r).is_some() {
             t.destroy(class, r)?;
@@ -746,7 +912,14 @@ pub(crate) fn halt(t: &mut Txn, vm: &str) -> Result<()> {
 }
 
 fn run_on(t: &mut Txn, vm: &str, host: &Ref, state: &str, vcpus: i64, memory: i64) -> Result<()> {
-    let domid = t.db().all("VM").map(|v| v.int("domid")).max().unwrap_or(0).max(0) + 1;
+    let domid = t
+        .db()
+        .all("VM")
+        .map(|v| v.int("domid"))
+        .max()
+        .unwrap_or(0)
+        .max(0)
+        + 1;
     t.set("VM", vm, "power_state", Value::str(state))?;
     t.set("VM", vm, "resident_on", Value::str(&**host))?;
     t.set("VM", vm, "domid", Value::Int(domid))?;
@@ -766,7 +939,12 @@ fn run_on(t: &mut Txn, vm: &str, host: &Ref, state: &str, vcpus: i64, memory: i6
         t.set("VM_metrics", &metrics, "start_time", Value::DateTime(now()))?;
         t.set("VM_metrics", &metrics, "VCPUs_number", Value::Int(vcpus))?;
         t.set("VM_metrics", &metrics, "memory_actual", Value::Int(memory))?;
-        t.set("VM_metrics", &metrics, "last_updated", Value::DateTime(now()))?;
+        t.set(
+            "VM_metrics",
+            &metrics,
+            "last_updated",
+            Value::DateTime(now()),
+        )?;
     }
     Ok(())
 }

@@ -194,7 +194,12 @@ pub trait HostDriver: Send + Sync {
     /// Saves the guest's memory into the image `state_image` and stops it.
     async fn suspend(&self, uuid: &str, state_image: &str) -> Result<(), HostError>;
     /// Restores a suspended guest from `state_image`, paused if asked.
-    async fn resume(&self, spec: &GuestSpec, state_image: &str, paused: bool) -> Result<(), HostError>;
+    async fn resume(
+        &self,
+        spec: &GuestSpec,
+        state_image: &str,
+        paused: bool,
+    ) -> Result<(), HostError>;
     /// Changes the memory target of a running guest.
     async fn set_memory(&self, uuid: &str, bytes: u64) -> Result<(), HostError>;
     /// Changes the number of virtual CPUs of a running guest.
@@ -215,7 +220,13 @@ pub trait HostDriver: Send + Sync {
     /// Makes `dst` a thin clone of `src` (sharing its data until written).
     async fn image_clone(&self, sr: &str, src: &str, dst: &str) -> Result<ImageInfo, HostError>;
     /// Makes `dst` a full, independent copy of `src` on `dst_sr`.
-    async fn image_copy(&self, sr: &str, src: &str, dst_sr: &str, dst: &str) -> Result<ImageInfo, HostError>;
+    async fn image_copy(
+        &self,
+        sr: &str,
+        src: &str,
+        dst_sr: &str,
+        dst: &str,
+    ) -> Result<ImageInfo, HostError>;
     /// Grows an image to `size` bytes.
     async fn image_resize(&self, sr: &str, image: &str, size: u64) -> Result<ImageInfo, HostError>;
     /// Figures of an image.

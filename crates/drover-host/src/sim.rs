@@ -5,6 +5,7 @@
 //! duration so that long-running behaviour (task progress, cancellation) is observable.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,8 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use crate::{
-    GuestEvent, GuestMetrics, GuestSpec, GuestState, HostDriver, HostError, HostInfo, HostMetrics, ImageInfo,
-    StorageInfo,
+    GuestEvent, GuestMetrics, GuestSpec, GuestState, HostDriver, HostError, HostInfo, HostMetrics,
+    ImageInfo, StorageInfo,
 };
 
 /// How the simulated host is sized.
@@ -29,6 +30,8 @@ pub struct SimConfig {
     pub sr_capacity: u64,
     /// How long each guest or image operation takes.
     pub op_delay: Duration,
+    /// Where the simulated disks are remembered across restarts, if anywhere.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -39,6 +42,7 @@ impl Default for SimConfig {
             memory: 256 << 30,
             sr_capacity: 4 << 40,
             op_delay: Duration::ZERO,
+            state_file: None,
         }
     }
 }
@@ -81,7 +85,64 @@ pub struct SimHost {
 impl SimHost {
     /// A simulated host of the given size.
     pub fn new(config: SimConfig) -> SimHost {
-        SimHost { config, state: Mutex::new(State::default()), events: broadcast::channel(1024).0, born: Instant::now() }
+        let mut state = State::default();
+        if let Some(saved) = config
+            .state_file
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+        {
+            let disks: HashMap<String, HashMap<String, (u64, u64)>> =
+                serde_json::from_slice(&saved).unwrap_or_default();
+            for (sr, images) in disks {
+                let images = images
+                    .into_iter()
+                    .map(|(k, (v, p))| {
+                        (
+                            k,
+                            Image {
+                                virtual_size: v,
+                                physical: p,
+                            },
+                        )
+                    })
+                    .collect();
+                state.srs.insert(sr, Sr { images });
+            }
+        }
+        SimHost {
+            config,
+            state: Mutex::new(state),
+            events: broadcast::channel(1024).0,
+            born: Instant::now(),
+        }
+    }
+
+    /// Remembers the simulated disks, as a real host's storage would.
+    fn save(&self, st: &State) {
+        let Some(path) = &self.config.state_file else {
+            return;
+        };
+        let disks: HashMap<&String, HashMap<&String, (u64, u64)>> = st
+            .srs
+            .iter()
+            .map(|(sr, s)| {
+                (
+                    sr,
+                    s.images
+                        .iter()
+                        .map(|(k, i)| (k, (i.virtual_size, i.physical)))
+                        .collect(),
+                )
+            })
+            .collect();
+        let tmp = path.with_extension("tmp");
+        let written = serde_json::to_vec(&disks)
+            .map_err(std::io::Error::other)
+            .and_then(|data| std::fs::write(&tmp, data))
+            .and_then(|_| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            eprintln!("simulated host: cannot save {}: {e}", path.display());
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -110,20 +171,32 @@ impl SimHost {
         sr.images.values().map(|i| i.physical).sum()
     }
 
-    fn with_guest<T>(&self, uuid: &str, f: impl FnOnce(&mut Guest) -> Result<T, HostError>) -> Result<T, HostError> {
+    fn with_guest<T>(
+        &self,
+        uuid: &str,
+        f: impl FnOnce(&mut Guest) -> Result<T, HostError>,
+    ) -> Result<T, HostError> {
         let mut st = self.state();
-        let g = st.guests.get_mut(uuid).ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        let g = st
+            .guests
+            .get_mut(uuid)
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
         f(g)
     }
 
     fn sr_mut<'a>(st: &'a mut State, sr: &str) -> Result<&'a mut Sr, HostError> {
-        st.srs.get_mut(sr).ok_or_else(|| HostError::Failed(format!("storage repository {sr} is not attached")))
+        st.srs
+            .get_mut(sr)
+            .ok_or_else(|| HostError::Failed(format!("storage repository {sr} is not attached")))
     }
 
     fn grow(&self, sr: &mut Sr, extra: u64) -> Result<(), HostError> {
         let available = self.config.sr_capacity.saturating_sub(Self::sr_used(sr));
         if extra > available {
-            return Err(HostError::StorageFull { requested: extra, available });
+            return Err(HostError::StorageFull {
+                requested: extra,
+                available,
+            });
         }
         Ok(())
     }
@@ -139,7 +212,11 @@ fn state_name(s: GuestState) -> &'static str {
 
 fn expect(g: &Guest, uuid: &str, want: GuestState) -> Result<(), HostError> {
     if g.state != want {
-        return Err(HostError::BadState { uuid: uuid.into(), expected: state_name(want), actual: state_name(g.state) });
+        return Err(HostError::BadState {
+            uuid: uuid.into(),
+            expected: state_name(want),
+            actual: state_name(g.state),
+        });
     }
     Ok(())
 }
@@ -162,7 +239,11 @@ impl HostDriver for SimHost {
 
     async fn metrics(&self) -> HostMetrics {
         let st = self.state();
-        let running = st.guests.values().filter(|g| g.state == GuestState::Running).count() as f64;
+        let running = st
+            .guests
+            .values()
+            .filter(|g| g.state == GuestState::Running)
+            .count() as f64;
         let wobble = (self.born.elapsed().as_secs_f64() / 7.0).sin().abs() * 0.05;
         HostMetrics {
             memory_total: self.config.memory,
@@ -176,7 +257,11 @@ impl HostDriver for SimHost {
         st.guests
             .iter()
             .map(|(u, g)| (u.clone(), g.state))
-            .chain(st.suspended.keys().map(|u| (u.clone(), GuestState::Suspended)))
+            .chain(
+                st.suspended
+                    .keys()
+                    .map(|u| (u.clone(), GuestState::Suspended)),
+            )
             .collect()
     }
 
@@ -200,10 +285,19 @@ impl HostDriver for SimHost {
         let mut st = self.state();
         // Check again: memory may have gone while the guest was being built.
         self.reserve(&st, spec.memory)?;
-        let state = if paused { GuestState::Paused } else { GuestState::Running };
+        let state = if paused {
+            GuestState::Paused
+        } else {
+            GuestState::Running
+        };
         st.guests.insert(
             spec.uuid.clone(),
-            Guest { state, memory: spec.memory, vcpus: spec.vcpus.max(1), started: Instant::now() },
+            Guest {
+                state,
+                memory: spec.memory,
+                vcpus: spec.vcpus.max(1),
+                started: Instant::now(),
+            },
         );
         Ok(())
     }
@@ -211,8 +305,14 @@ impl HostDriver for SimHost {
     async fn shutdown(&self, uuid: &str, _hard: bool) -> Result<(), HostError> {
         self.with_guest(uuid, |_| Ok(()))?;
         self.work().await;
-        self.state().guests.remove(uuid).ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
-        let _ = self.events.send(GuestEvent::Exited { uuid: uuid.into(), reason: "shutdown".into() });
+        self.state()
+            .guests
+            .remove(uuid)
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        let _ = self.events.send(GuestEvent::Exited {
+            uuid: uuid.into(),
+            reason: "shutdown".into(),
+        });
         Ok(())
     }
 
@@ -258,15 +358,26 @@ impl HostDriver for SimHost {
         }
         self.work().await;
         let mut st = self.state();
-        st.guests.remove(uuid).ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        st.guests
+            .remove(uuid)
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
         st.suspended.insert(uuid.into(), memory);
         Ok(())
     }
 
-    async fn resume(&self, spec: &GuestSpec, state_image: &str, paused: bool) -> Result<(), HostError> {
+    async fn resume(
+        &self,
+        spec: &GuestSpec,
+        state_image: &str,
+        paused: bool,
+    ) -> Result<(), HostError> {
         {
             let st = self.state();
-            if !st.srs.values().any(|sr| sr.images.contains_key(state_image)) {
+            if !st
+                .srs
+                .values()
+                .any(|sr| sr.images.contains_key(state_image))
+            {
                 return Err(HostError::NoSuchImage(state_image.into()));
             }
             self.reserve(&st, spec.memory)?;
@@ -275,17 +386,30 @@ impl HostDriver for SimHost {
         let mut st = self.state();
         self.reserve(&st, spec.memory)?;
         st.suspended.remove(&spec.uuid);
-        let state = if paused { GuestState::Paused } else { GuestState::Running };
+        let state = if paused {
+            GuestState::Paused
+        } else {
+            GuestState::Running
+        };
         st.guests.insert(
             spec.uuid.clone(),
-            Guest { state, memory: spec.memory, vcpus: spec.vcpus.max(1), started: Instant::now() },
+            Guest {
+                state,
+                memory: spec.memory,
+                vcpus: spec.vcpus.max(1),
+                started: Instant::now(),
+            },
         );
         Ok(())
     }
 
     async fn set_memory(&self, uuid: &str, bytes: u64) -> Result<(), HostError> {
         let mut st = self.state();
-        let current = st.guests.get(uuid).ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?.memory;
+        let current = st
+            .guests
+            .get(uuid)
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?
+            .memory;
         if bytes > current {
             self.reserve(&st, bytes - current)?;
         }
@@ -295,7 +419,9 @@ impl HostDriver for SimHost {
 
     async fn set_vcpus(&self, uuid: &str, count: u32) -> Result<(), HostError> {
         if count == 0 || count > self.config.cpus * 4 {
-            return Err(HostError::Failed(format!("cannot run {count} virtual CPUs")));
+            return Err(HostError::Failed(format!(
+                "cannot run {count} virtual CPUs"
+            )));
         }
         self.with_guest(uuid, |g| {
             g.vcpus = count;
@@ -310,7 +436,11 @@ impl HostDriver for SimHost {
             } else {
                 0.0
             };
-            Ok(GuestMetrics { memory_actual: g.memory, vcpus: g.vcpus, vcpu_utilisation: vec![busy; g.vcpus as usize] })
+            Ok(GuestMetrics {
+                memory_actual: g.memory,
+                vcpus: g.vcpus,
+                vcpu_utilisation: vec![busy; g.vcpus as usize],
+            })
         })
     }
 
@@ -321,13 +451,19 @@ impl HostDriver for SimHost {
     async fn sr_attach(&self, sr: &str, _location: &str) -> Result<StorageInfo, HostError> {
         let mut st = self.state();
         let sr = st.srs.entry(sr.to_string()).or_default();
-        Ok(StorageInfo { physical_size: self.config.sr_capacity, physical_utilisation: Self::sr_used(sr) })
+        Ok(StorageInfo {
+            physical_size: self.config.sr_capacity,
+            physical_utilisation: Self::sr_used(sr),
+        })
     }
 
     async fn storage_info(&self, sr: &str) -> Result<StorageInfo, HostError> {
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        Ok(StorageInfo { physical_size: self.config.sr_capacity, physical_utilisation: Self::sr_used(sr) })
+        Ok(StorageInfo {
+            physical_size: self.config.sr_capacity,
+            physical_utilisation: Self::sr_used(sr),
+        })
     }
 
     async fn image_create(&self, sr: &str, image: &str, size: u64) -> Result<ImageInfo, HostError> {
@@ -338,9 +474,16 @@ impl HostDriver for SimHost {
             return Err(HostError::Failed(format!("image {image} exists")));
         }
         self.grow(sr, IMAGE_METADATA)?;
-        let img = Image { virtual_size: size, physical: IMAGE_METADATA };
-        let info = ImageInfo { virtual_size: img.virtual_size, physical_utilisation: img.physical };
+        let img = Image {
+            virtual_size: size,
+            physical: IMAGE_METADATA,
+        };
+        let info = ImageInfo {
+            virtual_size: img.virtual_size,
+            physical_utilisation: img.physical,
+        };
         sr.images.insert(image.into(), img);
+        self.save(&st);
         Ok(info)
     }
 
@@ -348,51 +491,104 @@ impl HostDriver for SimHost {
         self.work().await;
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        sr.images.remove(image).map(|_| ()).ok_or_else(|| HostError::NoSuchImage(image.into()))
+        sr.images
+            .remove(image)
+            .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
+        self.save(&st);
+        Ok(())
     }
 
     async fn image_clone(&self, sr: &str, src: &str, dst: &str) -> Result<ImageInfo, HostError> {
         self.work().await;
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        let size = sr.images.get(src).ok_or_else(|| HostError::NoSuchImage(src.into()))?.virtual_size;
+        let size = sr
+            .images
+            .get(src)
+            .ok_or_else(|| HostError::NoSuchImage(src.into()))?
+            .virtual_size;
         self.grow(sr, IMAGE_METADATA)?;
-        sr.images.insert(dst.into(), Image { virtual_size: size, physical: IMAGE_METADATA });
-        Ok(ImageInfo { virtual_size: size, physical_utilisation: IMAGE_METADATA })
+        sr.images.insert(
+            dst.into(),
+            Image {
+                virtual_size: size,
+                physical: IMAGE_METADATA,
+            },
+        );
+        self.save(&st);
+        Ok(ImageInfo {
+            virtual_size: size,
+            physical_utilisation: IMAGE_METADATA,
+        })
     }
 
-    async fn image_copy(&self, sr: &str, src: &str, dst_sr: &str, dst: &str) -> Result<ImageInfo, HostError> {
+    async fn image_copy(
+        &self,
+        sr: &str,
+        src: &str,
+        dst_sr: &str,
+        dst: &str,
+    ) -> Result<ImageInfo, HostError> {
         let (size, used) = {
             let mut st = self.state();
             let from = Self::sr_mut(&mut st, sr)?;
-            let img = from.images.get(src).ok_or_else(|| HostError::NoSuchImage(src.into()))?;
+            let img = from
+                .images
+                .get(src)
+                .ok_or_else(|| HostError::NoSuchImage(src.into()))?;
             (img.virtual_size, img.physical)
         };
         self.work().await;
         let mut st = self.state();
         let to = Self::sr_mut(&mut st, dst_sr)?;
         self.grow(to, used)?;
-        to.images.insert(dst.into(), Image { virtual_size: size, physical: used });
-        Ok(ImageInfo { virtual_size: size, physical_utilisation: used })
+        to.images.insert(
+            dst.into(),
+            Image {
+                virtual_size: size,
+                physical: used,
+            },
+        );
+        self.save(&st);
+        Ok(ImageInfo {
+            virtual_size: size,
+            physical_utilisation: used,
+        })
     }
 
     async fn image_resize(&self, sr: &str, image: &str, size: u64) -> Result<ImageInfo, HostError> {
         self.work().await;
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        let img = sr.images.get_mut(image).ok_or_else(|| HostError::NoSuchImage(image.into()))?;
+        let img = sr
+            .images
+            .get_mut(image)
+            .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
         if size < img.virtual_size {
-            return Err(HostError::Failed("shrinking a disk image is not supported".into()));
+            return Err(HostError::Failed(
+                "shrinking a disk image is not supported".into(),
+            ));
         }
         img.virtual_size = size;
-        Ok(ImageInfo { virtual_size: img.virtual_size, physical_utilisation: img.physical })
+        let info = ImageInfo {
+            virtual_size: img.virtual_size,
+            physical_utilisation: img.physical,
+        };
+        self.save(&st);
+        Ok(info)
     }
 
     async fn image_info(&self, sr: &str, image: &str) -> Result<ImageInfo, HostError> {
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        let img = sr.images.get(image).ok_or_else(|| HostError::NoSuchImage(image.into()))?;
-        Ok(ImageInfo { virtual_size: img.virtual_size, physical_utilisation: img.physical })
+        let img = sr
+            .images
+            .get(image)
+            .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
+        Ok(ImageInfo {
+            virtual_size: img.virtual_size,
+            physical_utilisation: img.physical,
+        })
     }
 }
 
@@ -401,15 +597,25 @@ mod tests {
     use super::*;
 
     fn spec(uuid: &str, memory: u64) -> GuestSpec {
-        GuestSpec { uuid: uuid.into(), memory, vcpus: 1, ..Default::default() }
+        GuestSpec {
+            uuid: uuid.into(),
+            memory,
+            vcpus: 1,
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
     async fn accounts_memory_and_refuses_when_exhausted() {
-        let host = SimHost::new(SimConfig { memory: (1 << 30) + HOST_OVERHEAD, ..Default::default() });
+        let host = SimHost::new(SimConfig {
+            memory: (1 << 30) + HOST_OVERHEAD,
+            ..Default::default()
+        });
         host.start(&spec("a", 768 << 20), false).await.unwrap();
         let err = host.start(&spec("b", 512 << 20), false).await.unwrap_err();
-        assert!(matches!(err, HostError::NotEnoughMemory { needed, available } if needed == 512 << 20 && available == 256 << 20));
+        assert!(
+            matches!(err, HostError::NotEnoughMemory { needed, available } if needed == 512 << 20 && available == 256 << 20)
+        );
         host.shutdown("a", true).await.unwrap();
         host.start(&spec("b", 512 << 20), false).await.unwrap();
         assert_eq!(host.metrics().await.memory_free, 512 << 20);
@@ -419,20 +625,38 @@ mod tests {
     async fn transitions_follow_the_guest_state() {
         let host = SimHost::new(SimConfig::default());
         host.start(&spec("a", 1 << 20), true).await.unwrap();
-        assert!(matches!(host.pause("a").await, Err(HostError::BadState { .. })));
+        assert!(matches!(
+            host.pause("a").await,
+            Err(HostError::BadState { .. })
+        ));
         host.unpause("a").await.unwrap();
         host.pause("a").await.unwrap();
-        assert!(matches!(host.shutdown("zz", true).await, Err(HostError::NoSuchGuest(_))));
+        assert!(matches!(
+            host.shutdown("zz", true).await,
+            Err(HostError::NoSuchGuest(_))
+        ));
         let mut events = host.subscribe();
         host.shutdown("a", false).await.unwrap();
-        assert_eq!(events.recv().await.unwrap(), GuestEvent::Exited { uuid: "a".into(), reason: "shutdown".into() });
+        assert_eq!(
+            events.recv().await.unwrap(),
+            GuestEvent::Exited {
+                uuid: "a".into(),
+                reason: "shutdown".into()
+            }
+        );
         assert!(host.guests().await.is_empty());
     }
 
     #[tokio::test]
     async fn images_are_thin_or_full_and_storage_fills() {
-        let host = SimHost::new(SimConfig { sr_capacity: 3 * IMAGE_METADATA - 1, ..Default::default() });
-        assert!(host.image_create("sr", "x", 1 << 30).await.is_err(), "unattached SR refused");
+        let host = SimHost::new(SimConfig {
+            sr_capacity: 3 * IMAGE_METADATA - 1,
+            ..Default::default()
+        });
+        assert!(
+            host.image_create("sr", "x", 1 << 30).await.is_err(),
+            "unattached SR refused"
+        );
         host.sr_attach("sr", "").await.unwrap();
         host.image_create("sr", "base", 10 << 30).await.unwrap();
         let clone = host.image_clone("sr", "base", "c1").await.unwrap();

@@ -36,7 +36,9 @@ pub struct Field {
 impl Field {
     /// The value of a new object: the datamodel default or the zero of the type.
     pub fn initial(&self, schema: &Schema) -> Value {
-        self.default.clone().unwrap_or_else(|| schema.zero(&self.ty))
+        self.default
+            .clone()
+            .unwrap_or_else(|| schema.zero(&self.ty))
     }
 }
 
@@ -152,9 +154,18 @@ impl Schema {
                     _ => Qualifier::RoRuntime,
                 };
                 let default = rf.default.as_deref().map(|d| parse_default(&ty, d));
-                fields.push(Field { name: rf.name.into(), ty, qualifier, default });
+                fields.push(Field {
+                    name: rf.name.into(),
+                    ty,
+                    qualifier,
+                    default,
+                });
             }
-            let index = fields.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect();
+            let index = fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name.clone(), i))
+                .collect();
             let mut messages = HashMap::new();
             for m in rc.messages {
                 let params = m
@@ -178,7 +189,12 @@ impl Schema {
             }
             let name: Arc<str> = rc.name.into();
             schema.by_name.insert(name.clone(), schema.classes.len());
-            schema.classes.push(Class { name, fields, index, messages });
+            schema.classes.push(Class {
+                name,
+                fields,
+                index,
+                messages,
+            });
         }
         Ok(schema)
     }
@@ -196,13 +212,21 @@ impl Schema {
     /// The zero value of a type: empty text, 0, false, the null reference, the first enum value.
     pub fn zero(&self, ty: &Type) -> Value {
         match ty {
-            Type::String | Type::Void | Type::Opaque(_) | Type::Record(_) => Value::Str(String::new()),
+            Type::String | Type::Void | Type::Opaque(_) | Type::Record(_) => {
+                Value::Str(String::new())
+            }
             Type::Int => Value::Int(0),
             Type::Float => Value::Float(0.0),
             Type::Bool => Value::Bool(false),
             Type::DateTime => Value::DateTime(0),
             Type::Ref(_) => Value::str(NULL_REF),
-            Type::Enum(e) => Value::str(self.enums.get(e).and_then(|v| v.first()).map(|s| &**s).unwrap_or("")),
+            Type::Enum(e) => Value::str(
+                self.enums
+                    .get(e)
+                    .and_then(|v| v.first())
+                    .map(|s| &**s)
+                    .unwrap_or(""),
+            ),
             Type::Set(_) | Type::Option(_) => Value::empty_set(),
             Type::Map(..) => Value::empty_map(),
         }
@@ -250,12 +274,18 @@ mod tests {
     #[test]
     fn loads_every_class_of_the_inventory() {
         let s = Schema::get();
-        for name in ["session", "task", "VM", "host", "SR", "VDI", "VBD", "PBD", "network", "VIF", "PIF", "console", "user"] {
+        for name in [
+            "session", "task", "VM", "host", "SR", "VDI", "VBD", "PBD", "network", "VIF", "PIF",
+            "console", "user",
+        ] {
             assert!(s.class(name).is_some(), "{name}");
         }
         let vm = s.class("VM").unwrap();
         assert_eq!(vm.fields[0].name.as_ref(), "uuid");
-        assert_eq!(vm.field("power_state").unwrap().ty, Type::Enum("vm_power_state".into()));
+        assert_eq!(
+            vm.field("power_state").unwrap().ty,
+            Type::Enum("vm_power_state".into())
+        );
         assert!(vm.messages.contains_key("start"));
         assert!(vm.has_name_label());
     }
@@ -267,6 +297,9 @@ mod tests {
         let f = pool.field("other_config").unwrap();
         assert_eq!(f.initial(s), Value::empty_map());
         let vm = s.class("VM").unwrap();
-        assert_eq!(vm.field("suspend_VDI").unwrap().initial(s), Value::str(NULL_REF));
+        assert_eq!(
+            vm.field("suspend_VDI").unwrap().initial(s),
+            Value::str(NULL_REF)
+        );
     }
 }

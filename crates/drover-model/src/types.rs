@@ -48,8 +48,13 @@ impl Type {
                 .strip_prefix('(')
                 .and_then(|x| x.strip_suffix(')'))
                 .ok_or_else(|| TypeError(s.to_string()))?;
-            let (k, v) = inner.split_once(" -> ").ok_or_else(|| TypeError(s.to_string()))?;
-            return Ok(Type::Map(Box::new(Type::parse(k)?), Box::new(Type::parse(v)?)));
+            let (k, v) = inner
+                .split_once(" -> ")
+                .ok_or_else(|| TypeError(s.to_string()))?;
+            return Ok(Type::Map(
+                Box::new(Type::parse(k)?),
+                Box::new(Type::parse(v)?),
+            ));
         }
         if let Some(inner) = s.strip_suffix(" set") {
             return Ok(Type::Set(Box::new(Type::parse(inner)?)));
@@ -99,7 +104,10 @@ mod tests {
         );
         assert_eq!(
             Type::parse("(int -> string set) map").unwrap(),
-            Type::Map(Box::new(Type::Int), Box::new(Type::Set(Box::new(Type::String))))
+            Type::Map(
+                Box::new(Type::Int),
+                Box::new(Type::Set(Box::new(Type::String)))
+            )
         );
         assert_eq!(
             Type::parse("enum vm_operations set").unwrap(),

@@ -42,8 +42,15 @@ impl Value {
     }
 
     /// A string map from pairs.
-    pub fn string_map<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Value {
-        Value::Map(pairs.into_iter().map(|(k, v)| (Value::Str(k.into()), Value::Str(v.into()))).collect())
+    pub fn string_map<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Value {
+        Value::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Value::Str(k.into()), Value::Str(v.into())))
+                .collect(),
+        )
     }
 
     /// The text of a `Str`.
@@ -88,7 +95,10 @@ impl Value {
 
     /// Looks a key up in a map value.
     pub fn map_get(&self, key: &str) -> Option<&Value> {
-        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
     }
 
     /// Inserts or replaces a key in a map value; returns false if this is not a map.

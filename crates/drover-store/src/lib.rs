@@ -64,16 +64,34 @@ pub(crate) mod conformance {
     use super::*;
 
     fn row(kind: &str, key: &str, data: &str) -> Row {
-        Row { kind: kind.into(), key: key.into(), data: data.as_bytes().to_vec() }
+        Row {
+            kind: kind.into(),
+            key: key.into(),
+            data: data.as_bytes().to_vec(),
+        }
     }
 
     pub fn run(open: &dyn Fn() -> Box<dyn Store>) {
         let s = open();
         assert!(s.load_all().unwrap().is_empty());
-        s.commit(&[Change::Put(row("VM", "r1", "a")), Change::Put(row("VM", "r2", "b"))]).unwrap();
-        s.commit(&[Change::Put(row("VM", "r1", "c")), Change::Delete { kind: "VM".into(), key: "r2".into() }])
-            .unwrap();
-        s.commit(&[Change::Delete { kind: "VM".into(), key: "missing".into() }]).unwrap();
+        s.commit(&[
+            Change::Put(row("VM", "r1", "a")),
+            Change::Put(row("VM", "r2", "b")),
+        ])
+        .unwrap();
+        s.commit(&[
+            Change::Put(row("VM", "r1", "c")),
+            Change::Delete {
+                kind: "VM".into(),
+                key: "r2".into(),
+            },
+        ])
+        .unwrap();
+        s.commit(&[Change::Delete {
+            kind: "VM".into(),
+            key: "missing".into(),
+        }])
+        .unwrap();
         drop(s);
         let s = open();
         let mut rows = s.load_all().unwrap();

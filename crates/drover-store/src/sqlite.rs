@@ -28,7 +28,9 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -42,7 +44,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
-        return Err(StoreError::TooNew { found: version, known });
+        return Err(StoreError::TooNew {
+            found: version,
+            known,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
@@ -58,7 +63,13 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT kind, key, data FROM objects")?;
         let rows = stmt
-            .query_map([], |r| Ok(Row { kind: r.get(0)?, key: r.get(1)?, data: r.get(2)? }))?
+            .query_map([], |r| {
+                Ok(Row {
+                    kind: r.get(0)?,
+                    key: r.get(1)?,
+                    data: r.get(2)?,
+                })
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -67,7 +78,9 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
-            let mut put = tx.prepare_cached("INSERT OR REPLACE INTO objects (kind, key, data) VALUES (?1, ?2, ?3)")?;
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO objects (kind, key, data) VALUES (?1, ?2, ?3)",
+            )?;
             let mut del = tx.prepare_cached("DELETE FROM objects WHERE kind = ?1 AND key = ?2")?;
             for c in changes {
                 match c {
@@ -101,7 +114,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("drover.db");
         drop(SqliteStore::open(&path).unwrap());
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(SqliteStore::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
     }
 }

@@ -1,0 +1,553 @@
+//! From a XenAPI method name and its parameters to a core operation, and back.
+
+use std::sync::Arc;
+
+use drover_core::{
+    CoreError, Engine, Op, Reply, SrAction, TaskRender, VbdAction, VdiAction, VmAction,
+};
+use drover_model::{Message, Schema, Type, Value};
+use drover_rpcwire::WireValue;
+
+use crate::convert::{self, Enc};
+use crate::errors::describe;
+use crate::where_expr;
+
+/// A XenAPI failure: code and parameters.
+pub type Failure = Vec<String>;
+
+fn fail(code: &str, params: &[&str]) -> Failure {
+    std::iter::once(code.to_string())
+        .chain(params.iter().map(|p| p.to_string()))
+        .collect()
+}
+
+/// Splits `Class.method`, `Class_method` or `Async.Class.method`.
+fn split(method: &str) -> Option<(bool, &'static str, String)> {
+    let (is_async, rest) = match method.strip_prefix("Async.") {
+        Some(r) => (true, r),
+        None => (false, method),
+    };
+    let schema = Schema::get();
+    if let Some((c, m)) = rest.split_once('.') {
+        let class = schema.classes().iter().find(|k| *k.name == *c)?;
+        return Some((is_async, leak(&class.name), m.to_string()));
+    }
+    // Class_method: the longest class name that prefixes it.
+    let class = schema
+        .classes()
+        .iter()
+        .filter(|k| {
+            rest.len() > k.name.len() + 1
+                && rest.starts_with(&*k.name)
+                && rest.as_bytes()[k.name.len()] == b'_'
+        })
+        .max_by_key(|k| k.name.len())?;
+    Some((
+        is_async,
+        leak(&class.name),
+        rest[class.name.len() + 1..].to_string(),
+    ))
+}
+
+fn leak(s: &Arc<str>) -> &'static str {
+    // Class names live in the static schema; find the same &'static str there.
+    Schema::get()
+        .classes()
+        .iter()
+        .find(|k| k.name == *s)
+        .map(|k| &*k.name)
+        .unwrap_or("")
+}
+
+/// Messages xapi serves that the datamodel does not list.
+fn extra_arity(message: &str) -> Option<usize> {
+    match message {
+        "get_all_records_where" | "get_all_where" => Some(2),
+        _ => None,
+    }
+}
+
+struct Args<'a> {
+    method: &'a str,
+    params: &'a [WireValue],
+    msg: Option<&'a Message>,
+}
+
+impl Args<'_> {
+    fn raw(&self, i: usize) -> &WireValue {
+        &self.params[i]
+    }
+
+    fn typed(&self, i: usize) -> Result<Value, Failure> {
+        let (name, ty) = match self.msg.and_then(|m| m.params.get(i)) {
+            Some((n, t)) => (n.to_string(), t.clone()),
+            None => (format!("param{i}"), Type::String),
+        };
+        let ty = match ty {
+            Type::Record(_) | Type::Opaque(_) | Type::Void => Type::String,
+            t => t,
+        };
+        convert::from_wire(self.raw(i), &ty).map_err(|_| fail("FIELD_TYPE_ERROR", &[&name]))
+    }
+
+    fn str(&self, i: usize) -> Result<String, Failure> {
+        match self.raw(i) {
+            WireValue::Str(s) => Ok(s.clone()),
+            _ => Err(fail("FIELD_TYPE_ERROR", &[&self.param_name(i)])),
+        }
+    }
+
+    fn bool(&self, i: usize) -> Result<bool, Failure> {
+        convert::from_wire(self.raw(i), &Type::Bool)
+            .ok()
+            .and_then(|v| v.as_bool())
+            .ok_or_else(|| fail("FIELD_TYPE_ERROR", &[&self.param_name(i)]))
+    }
+
+    fn int(&self, i: usize) -> Result<i64, Failure> {
+        convert::from_wire(self.raw(i), &Type::Int)
+            .ok()
+            .and_then(|v| v.as_int())
+            .ok_or_else(|| fail("FIELD_TYPE_ERROR", &[&self.param_name(i)]))
+    }
+
+    fn float(&self, i: usize) -> Result<f64, Failure> {
+        match convert::from_wire(self.raw(i), &Type::Float) {
+            Ok(Value::Float(f)) => Ok(f),
+            _ => Err(fail("FIELD_TYPE_ERROR", &[&self.param_name(i)])),
+        }
+    }
+
+    fn strings(&self, i: usize) -> Result<Vec<String>, Failure> {
+        match self.raw(i) {
+            WireValue::Array(items) => items
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .ok_or_else(|| fail("FIELD_TYPE_ERROR", &[&self.param_name(i)]))
+                })
+                .collect(),
+            _ => Err(fail("FIELD_TYPE_ERROR", &[&self.param_name(i)])),
+        }
+    }
+
+    fn param_name(&self, i: usize) -> String {
+        self.msg
+            .and_then(|m| m.params.get(i))
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_else(|| format!("param{i}"))
+    }
+}
+
+/// Runs one XenAPI call.
+pub async fn call(
+    engine: &Arc<Engine>,
+    method: &str,
+    params: &[WireValue],
+    enc: Enc,
+) -> Result<WireValue, Failure> {
+    let unknown = || fail("MESSAGE_METHOD_UNKNOWN", &[method]);
+    if matches!(
+        method,
+        "session.login_with_password"
+            | "session.slave_local_login_with_password"
+            | "session_login_with_password"
+    ) {
+        if !(2..=4).contains(&params.len()) {
+            return Err(fail(
+                "MESSAGE_PARAMETER_COUNT_MISMATCH",
+                &[method, "4", &params.len().to_string()],
+            ));
+        }
+        let s = |i: usize| params.get(i).and_then(|v| v.as_str()).map(String::from);
+        let (user, pw) = match (s(0), s(1)) {
+            (Some(u), Some(p)) => (u, p),
+            _ => return Err(fail("FIELD_TYPE_ERROR", &["uname"])),
+        };
+        let originator = s(3).unwrap_or_default();
+        let engine = engine.clone();
+        // Password hashing is deliberately slow: keep it off the async workers.
+        let r = tokio::task::spawn_blocking(move || engine.login(&user, &pw, &originator))
+            .await
+            .map_err(|e| fail("INTERNAL_ERROR", &[&e.to_string()]))?
+            .map_err(|e| describe(&e))?;
+        return Ok(WireValue::Str(r.to_string()));
+    }
+    let (is_async, class, message) = split(method).ok_or_else(unknown)?;
+    let msg = Schema::get()
+        .class(class)
+        .and_then(|c| c.messages.get(message.as_str()));
+    let expected = match (msg, extra_arity(&message)) {
+        (Some(m), _) => m.params.len(),
+        (None, Some(n)) => n,
+        (None, None) => return Err(unknown()),
+    };
+    if params.len() != expected {
+        return Err(fail(
+            "MESSAGE_PARAMETER_COUNT_MISMATCH",
+            &[method, &expected.to_string(), &params.len().to_string()],
+        ));
+    }
+    let session = params
+        .first()
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| fail("SESSION_INVALID", &[""]))?;
+    let caller = engine.authenticate(session).map_err(|e| describe(&e))?;
+    let args = Args {
+        method,
+        params,
+        msg,
+    };
+    let (op, result_ty) = to_op(class, &message, &args)?;
+    let op = match op {
+        Routed::Op(op) => op,
+        Routed::Session(what) => return session_call(engine, &caller, what, &args).await,
+        Routed::Where(expr, records) => {
+            let expr =
+                where_expr::parse(&expr).map_err(|e| fail("INVALID_VALUE", &["expr", &e]))?;
+            let reply = engine
+                .call(
+                    &caller,
+                    Op::GetAllRecords {
+                        class: class.into(),
+                    },
+                )
+                .await
+                .map_err(|e| describe(&e))?;
+            let Reply::Records(objs) = reply else {
+                return Err(fail("INTERNAL_ERROR", &["records expected"]));
+            };
+            let hits = objs.iter().filter(|o| expr.eval(o));
+            return Ok(if records {
+                WireValue::Struct(
+                    hits.map(|o| (o.r.to_string(), convert::record(o, enc)))
+                        .collect(),
+                )
+            } else {
+                WireValue::Array(hits.map(|o| WireValue::Str(o.r.to_string())).collect())
+            });
+        }
+    };
+    if is_async {
+        if matches!(class, "session" | "task" | "event")
+            || msg.is_some_and(|m| m.implicit && message.starts_with("get_"))
+        {
+            return Err(unknown());
+        }
+        let render = Arc::new(AsyncRender { ty: result_ty });
+        let task = engine
+            .submit(&caller, op, &format!("Async.{class}.{message}"), render)
+            .map_err(|e| describe(&e))?;
+        return Ok(WireValue::Str(task.to_string()));
+    }
+    let reply = engine.call(&caller, op).await.map_err(|e| describe(&e))?;
+    Ok(render(&reply, &result_ty, enc))
+}
+
+enum SessionCall {
+    Logout,
+    ChangePassword,
+}
+
+enum Routed {
+    Op(Op),
+    Session(SessionCall),
+    Where(String, bool),
+}
+
+fn ref_arg(args: &Args, i: usize) -> Result<String, Failure> {
+    args.str(i)
+}
+
+fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type), Failure> {
+    let c = class.to_string();
+    let result = a.msg.map(|m| m.result.clone()).unwrap_or(Type::Void);
+    let k = Schema::get()
+        .class(class)
+        .ok_or_else(|| fail("MESSAGE_METHOD_UNKNOWN", &[a.method]))?;
+    let op = match (class, message) {
+        ("session", "logout") => return Ok((Routed::Session(SessionCall::Logout), result)),
+        ("session", "change_password") => {
+            return Ok((Routed::Session(SessionCall::ChangePassword), result))
+        }
+        (_, "get_all_records_where") => return Ok((Routed::Where(a.str(1)?, true), result)),
+        (_, "get_all_where") => return Ok((Routed::Where(a.str(1)?, false), result)),
+        (_, "get_all") => Op::GetAll { class: c },
+        (_, "get_all_records") => Op::GetAllRecords { class: c },
+        (_, "get_record") => Op::GetRecord {
+            class: c,
+            r: ref_arg(a, 1)?,
+        },
+        (_, "get_by_uuid") => Op::GetByUuid {
+            class: c,
+            uuid: a.str(1)?,
+        },
+        (_, "get_by_name_label") => Op::GetByNameLabel {
+            class: c,
+            label: a.str(1)?,
+        },
+        (_, "create") => {
+            let fields = convert::record_from_wire(a.raw(1), class)
+                .map_err(|f| fail("FIELD_TYPE_ERROR", &[&f]))?;
+            Op::Create { class: c, fields }
+        }
+        (_, "destroy") => Op::Destroy {
+            class: c,
+            r: ref_arg(a, 1)?,
+        },
+        ("task", "cancel") => Op::TaskCancel {
+            task: ref_arg(a, 1)?,
+        },
+        ("event", "from") => Op::EventFrom {
+            classes: a.strings(1)?,
+            token: a.str(2)?,
+            timeout: a.float(3)?,
+        },
+        ("event", "register") => Op::EventRegister {
+            classes: a.strings(1)?,
+        },
+        ("event", "unregister") => Op::EventUnregister {
+            classes: a.strings(1)?,
+        },
+        ("event", "next") => Op::EventNext,
+        ("event", "get_current_id") => Op::EventCurrentId,
+        ("event", "inject") => Op::EventInject {
+            class: a.str(1)?,
+            r: a.str(2)?,
+        },
+        ("VM", m) if vm_action(m, a)?.is_some() => Op::Vm {
+            vm: ref_arg(a, 1)?,
+            action: vm_action(m, a)?.expect("checked"),
+        },
+        ("VDI", "clone") => Op::Vdi {
+            vdi: ref_arg(a, 1)?,
+            action: VdiAction::Clone,
+        },
+        ("VDI", "snapshot") => Op::Vdi {
+            vdi: ref_arg(a, 1)?,
+            action: VdiAction::Snapshot,
+        },
+        ("VDI", "copy") => Op::Vdi {
+            vdi: ref_arg(a, 1)?,
+            action: VdiAction::Copy { sr: a.str(2)? },
+        },
+        ("VDI", "resize") => Op::Vdi {
+            vdi: ref_arg(a, 1)?,
+            action: VdiAction::Resize { size: a.int(2)? },
+        },
+        ("VBD", "plug") => Op::Vbd {
+            vbd: ref_arg(a, 1)?,
+            action: VbdAction::Plug,
+        },
+        ("VBD", "unplug") => Op::Vbd {
+            vbd: ref_arg(a, 1)?,
+            action: VbdAction::Unplug,
+        },
+        ("VBD", "insert") => Op::Vbd {
+            vbd: ref_arg(a, 1)?,
+            action: VbdAction::Insert { vdi: a.str(2)? },
+        },
+        ("VBD", "eject") => Op::Vbd {
+            vbd: ref_arg(a, 1)?,
+            action: VbdAction::Eject,
+        },
+        ("SR", "scan") => Op::Sr {
+            sr: ref_arg(a, 1)?,
+            action: SrAction::Scan,
+        },
+        ("SR", "get_supported_types") => Op::Sr {
+            sr: String::new(),
+            action: SrAction::GetSupportedTypes,
+        },
+        (_, m) => {
+            let Some(msg) = a.msg.filter(|x| x.implicit) else {
+                return Err(fail("MESSAGE_METHOD_UNKNOWN", &[a.method]));
+            };
+            let r = ref_arg(a, 1)?;
+            let field_op = |prefix: &str| {
+                m.strip_prefix(prefix)
+                    .filter(|f| k.field(f).is_some())
+                    .map(String::from)
+            };
+            if let Some(field) = field_op("get_") {
+                Op::GetField { class: c, r, field }
+            } else if let Some(field) = field_op("set_") {
+                Op::SetField {
+                    class: c,
+                    r,
+                    value: a.typed(2)?,
+                    field,
+                }
+            } else if let Some(field) = field_op("add_to_") {
+                Op::MapAdd {
+                    class: c,
+                    r,
+                    key: a.typed(2)?,
+                    value: a.typed(3)?,
+                    field,
+                }
+            } else if let Some(field) = field_op("remove_from_") {
+                Op::MapRemove {
+                    class: c,
+                    r,
+                    key: a.typed(2)?,
+                    field,
+                }
+            } else if let Some(field) = field_op("add_") {
+                Op::SetAdd {
+                    class: c,
+                    r,
+                    value: a.typed(2)?,
+                    field,
+                }
+            } else if let Some(field) = field_op("remove_") {
+                Op::SetRemove {
+                    class: c,
+                    r,
+                    value: a.typed(2)?,
+                    field,
+                }
+            } else {
+                let _ = msg;
+                return Err(fail("MESSAGE_METHOD_UNKNOWN", &[a.method]));
+            }
+        }
+    };
+    Ok((Routed::Op(op), result))
+}
+
+fn vm_action(m: &str, a: &Args) -> Result<Option<VmAction>, Failure> {
+    Ok(Some(match m {
+        "start" => VmAction::Start {
+            paused: a.bool(2)?,
+            force: a.bool(3)?,
+        },
+        "start_on" => VmAction::StartOn {
+            host: a.str(2)?,
+            paused: a.bool(3)?,
+            force: a.bool(4)?,
+        },
+        "pause" => VmAction::Pause,
+        "unpause" => VmAction::Unpause,
+        "clean_shutdown" => VmAction::CleanShutdown,
+        "hard_shutdown" => VmAction::HardShutdown,
+        "clean_reboot" => VmAction::CleanReboot,
+        "hard_reboot" => VmAction::HardReboot,
+        "suspend" => VmAction::Suspend,
+        "resume" => VmAction::Resume {
+            paused: a.bool(2)?,
+            force: a.bool(3)?,
+        },
+        "resume_on" => VmAction::ResumeOn {
+            host: a.str(2)?,
+            paused: a.bool(3)?,
+            force: a.bool(4)?,
+        },
+        "clone" => VmAction::Clone { name: a.str(2)? },
+        "copy" => VmAction::Copy {
+            name: a.str(2)?,
+            sr: a.str(3)?,
+        },
+        "snapshot" => VmAction::Snapshot { name: a.str(2)? },
+        "revert" => VmAction::Revert,
+        "provision" => VmAction::Provision,
+        "set_memory_limits" => VmAction::SetMemoryLimits {
+            static_min: a.int(2)?,
+            static_max: a.int(3)?,
+            dynamic_min: a.int(4)?,
+            dynamic_max: a.int(5)?,
+        },
+        "set_memory_dynamic_range" => VmAction::SetMemoryDynamicRange {
+            min: a.int(2)?,
+            max: a.int(3)?,
+        },
+        "set_memory_static_range" => VmAction::SetMemoryStaticRange {
+            min: a.int(2)?,
+            max: a.int(3)?,
+        },
+        "set_memory" => VmAction::SetMemory { value: a.int(2)? },
+        "set_VCPUs_number_live" => VmAction::SetVcpusNumberLive { n: a.int(2)? },
+        "set_VCPUs_max" => VmAction::SetVcpusMax { n: a.int(2)? },
+        "set_VCPUs_at_startup" => VmAction::SetVcpusAtStartup { n: a.int(2)? },
+        "get_boot_record" => VmAction::GetBootRecord,
+        "assert_operation_valid" => VmAction::AssertOperationValid { op: a.str(2)? },
+        "update_allowed_operations" => VmAction::UpdateAllowedOperations,
+        "power_state_reset" => VmAction::PowerStateReset,
+        "get_allowed_VBD_devices" => VmAction::GetAllowedVbdDevices,
+        "get_allowed_VIF_devices" => VmAction::GetAllowedVifDevices,
+        "get_possible_hosts" => VmAction::GetPossibleHosts,
+        "assert_can_boot_here" => VmAction::AssertCanBootHere { host: a.str(2)? },
+        _ => return Ok(None),
+    }))
+}
+
+async fn session_call(
+    engine: &Arc<Engine>,
+    caller: &drover_core::Caller,
+    what: SessionCall,
+    a: &Args<'_>,
+) -> Result<WireValue, Failure> {
+    match what {
+        SessionCall::Logout => engine.logout(caller).map_err(|e| describe(&e))?,
+        SessionCall::ChangePassword => {
+            let (old, new) = (a.str(1)?, a.str(2)?);
+            let engine = engine.clone();
+            let caller = caller.clone();
+            tokio::task::spawn_blocking(move || engine.change_password(&caller, &old, &new))
+                .await
+                .map_err(|e| fail("INTERNAL_ERROR", &[&e.to_string()]))?
+                .map_err(|e| describe(&e))?
+        }
+    }
+    Ok(WireValue::Str(String::new()))
+}
+
+/// A reply as the wire shows it, given the message's result type.
+pub fn render(reply: &Reply, ty: &Type, enc: Enc) -> WireValue {
+    match reply {
+        Reply::Void => WireValue::Str(String::new()),
+        Reply::Value(v) => convert::to_wire(v, enc),
+        Reply::Ref(r) => WireValue::Str(r.to_string()),
+        Reply::Refs(rs) => {
+            WireValue::Array(rs.iter().map(|r| WireValue::Str(r.to_string())).collect())
+        }
+        Reply::Record(o) => convert::record(o, enc),
+        Reply::Records(os) => WireValue::Struct(
+            os.iter()
+                .map(|o| (o.r.to_string(), convert::record(o, enc)))
+                .collect(),
+        ),
+        Reply::Events(b) => match ty {
+            Type::Set(_) => convert::events(b, enc),
+            _ => convert::batch(b, enc),
+        },
+    }
+}
+
+/// How asynchronous results are kept in task records: an XML-RPC `<value>` fragment.
+struct AsyncRender {
+    ty: Type,
+}
+
+impl TaskRender for AsyncRender {
+    fn result(&self, reply: &Reply) -> String {
+        let value = render(reply, &self.ty, Enc::Xml);
+        if matches!(value, WireValue::Str(ref s) if s.is_empty()) {
+            return String::new();
+        }
+        let mut out = Vec::new();
+        drover_rpcwire::xmlrpc::write_response(&mut out, &value);
+        let text = String::from_utf8_lossy(&out);
+        let start = text.find("<value>").unwrap_or(0);
+        let end = text
+            .rfind("</value>")
+            .map(|e| e + "</value>".len())
+            .unwrap_or(text.len());
+        text[start..end].to_string()
+    }
+
+    fn error(&self, error: &CoreError) -> Vec<String> {
+        describe(error)
+    }
+}

@@ -1,0 +1,79 @@
+//! The one table from core errors to XenAPI error codes and parameters.
+
+use drover_core::CoreError;
+use drover_host::HostError;
+
+/// `[code, params...]` of a core error.
+pub fn describe(e: &CoreError) -> Vec<String> {
+    use CoreError as E;
+    let v = |code: &str, params: &[&str]| -> Vec<String> {
+        std::iter::once(code.to_string())
+            .chain(params.iter().map(|p| p.to_string()))
+            .collect()
+    };
+    match e {
+        E::SessionInvalid(s) => v("SESSION_INVALID", &[s]),
+        E::AuthenticationFailed => v("SESSION_AUTHENTICATION_FAILED", &[]),
+        E::PermissionDenied { permission, reason } => {
+            v("RBAC_PERMISSION_DENIED", &[permission, reason])
+        }
+        E::HandleInvalid { class, handle } => v("HANDLE_INVALID", &[class, handle]),
+        E::UuidInvalid { class, uuid } => v("UUID_INVALID", &[class, uuid]),
+        E::NoSuchField { field, .. } => v("FIELD_TYPE_ERROR", &[field]),
+        E::FieldType(f) => v("FIELD_TYPE_ERROR", &[f]),
+        E::InvalidValue { field, value } => v("INVALID_VALUE", &[field, value]),
+        E::MapDuplicateKey {
+            class,
+            field,
+            uuid,
+            key,
+        } => v("MAP_DUPLICATE_KEY", &[class, field, uuid, key]),
+        E::VmBadPowerState {
+            vm,
+            expected,
+            actual,
+        } => v("VM_BAD_POWER_STATE", &[vm, expected, actual]),
+        E::VmIsTemplate { vm, op } => v("VM_IS_TEMPLATE", &[vm, op]),
+        E::CannotDeleteDefaultTemplate(vm) => v("VM_CANNOT_DELETE_DEFAULT_TEMPLATE", &[vm]),
+        E::OtherOperationInProgress {
+            class,
+            handle,
+            op,
+            task,
+        } => v("OTHER_OPERATION_IN_PROGRESS", &[class, handle, op, task]),
+        E::OperationNotAllowed(r) => v("OPERATION_NOT_ALLOWED", &[r]),
+        E::VdiInUse { vdi, op } => v("VDI_IN_USE", &[vdi, op]),
+        E::SrFull { requested, maximum } => {
+            v("SR_FULL", &[&requested.to_string(), &maximum.to_string()])
+        }
+        E::HostNotEnoughFreeMemory { needed, available } => v(
+            "HOST_NOT_ENOUGH_FREE_MEMORY",
+            &[&needed.to_string(), &available.to_string()],
+        ),
+        E::MemoryConstraint(c) => v("MEMORY_CONSTRAINT_VIOLATION", &[c]),
+        E::VmNoVcpus(vm) => v("VM_NO_VCPUS", &[vm]),
+        E::VmTooManyVcpus(vm) => v("VM_TOO_MANY_VCPUS", &[vm]),
+        E::DeviceAlreadyExists(d) => v("DEVICE_ALREADY_EXISTS", &[d]),
+        E::VmNotResidentHere { vm, host } => v("VM_NOT_RESIDENT_HERE", &[vm, host]),
+        E::VmHasNoSuspendVdi(vm) => v("VM_HAS_NO_SUSPEND_VDI", &[vm]),
+        E::VmShutdownTimeout { vm, timeout } => v("VM_SHUTDOWN_TIMEOUT", &[vm, timeout]),
+        E::TaskCancelled(t) => v("TASK_CANCELLED", &[t]),
+        E::EventTokenInvalid(t) => v("EVENT_FROM_TOKEN_PARSE_FAILURE", &[t]),
+        E::SessionNotRegistered(s) => v("SESSION_NOT_REGISTERED", &[s]),
+        E::EventsLost => v("EVENTS_LOST", &[]),
+        E::ChangePasswordRejected(m) => v("CHANGE_PASSWORD_REJECTED", &[m]),
+        E::Host(h) => match h {
+            HostError::NotEnoughMemory { needed, available } => v(
+                "HOST_NOT_ENOUGH_FREE_MEMORY",
+                &[&needed.to_string(), &available.to_string()],
+            ),
+            HostError::StorageFull {
+                requested,
+                available,
+            } => v("SR_FULL", &[&requested.to_string(), &available.to_string()]),
+            other => v("INTERNAL_ERROR", &[&other.to_string()]),
+        },
+        E::Store(s) => v("INTERNAL_ERROR", &[&format!("store: {s}")]),
+        E::Internal(m) => v("INTERNAL_ERROR", &[m]),
+    }
+}

@@ -1,0 +1,14 @@
+//! The XenAPI facade: XML-RPC on `POST /` and `/RPC2`, JSON-RPC v1/v2 on `POST /jsonrpc`.
+//!
+//! It turns calls into the core's [`drover_core::Op`]s (driven by the datamodel, so every
+//! class's getters, setters and constructors exist without being written by hand), and maps
+//! replies and [`drover_core::CoreError`]s back to XenAPI values and error codes.
+
+mod convert;
+mod dispatch;
+mod errors;
+mod server;
+mod time;
+mod where_expr;
+
+pub use server::router;

@@ -1,0 +1,97 @@
+//! The HTTP endpoints.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use drover_core::Engine;
+use drover_rpcwire::{jsonrpc, xmlrpc, Limits, WireError, WireValue};
+
+use crate::convert::Enc;
+use crate::dispatch;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 16 << 20;
+
+/// The XenAPI routes, plus `GET /health`.
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/", post(xml))
+        .route("/RPC2", post(xml))
+        .route("/jsonrpc", post(json))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(engine)
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_body: MAX_BODY,
+        ..Limits::default()
+    }
+}
+
+fn reject(e: &WireError) -> StatusCode {
+    match e {
+        WireError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn status_struct(result: Result<WireValue, dispatch::Failure>) -> WireValue {
+    match result {
+        Ok(v) => WireValue::Struct(vec![
+            ("Status".into(), WireValue::Str("Success".into())),
+            ("Value".into(), v),
+        ]),
+        Err(desc) => WireValue::Struct(vec![
+            ("Status".into(), WireValue::Str("Failure".into())),
+            (
+                "ErrorDescription".into(),
+                WireValue::Array(desc.into_iter().map(WireValue::Str).collect()),
+            ),
+        ]),
+    }
+}
+
+async fn xml(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
+    let call = match xmlrpc::parse_call(&body, &limits()) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut out = Vec::new();
+            xmlrpc::write_fault(&mut out, 400, &e.to_string());
+            return (reject(&e), [(header::CONTENT_TYPE, "text/xml")], out).into_response();
+        }
+    };
+    let result = dispatch::call(&engine, &call.method, &call.params, Enc::Xml).await;
+    let mut out = Vec::with_capacity(4096);
+    xmlrpc::write_response(&mut out, &status_struct(result));
+    ([(header::CONTENT_TYPE, "text/xml")], out).into_response()
+}
+
+async fn json(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
+    let call = match jsonrpc::parse_call(&body, &limits()) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut out = Vec::new();
+            jsonrpc::write_parse_error(&mut out, &e.to_string());
+            return (
+                reject(&e),
+                [(header::CONTENT_TYPE, "application/json")],
+                out,
+            )
+                .into_response();
+        }
+    };
+    let result = dispatch::call(&engine, &call.call.method, &call.call.params, Enc::Json).await;
+    let mut out = Vec::with_capacity(4096);
+    match result {
+        Ok(v) => jsonrpc::write_success(&mut out, &call.id, call.version, &v),
+        Err(desc) => jsonrpc::write_failure(&mut out, &call.id, call.version, &desc[0], &desc[1..]),
+    }
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
