@@ -19,6 +19,9 @@ pub enum Mode {
     Snapshot,
 }
 
+/// A disk image made for a duplicate: image id, SR, virtual size, physical utilisation.
+type MadeDisk = (String, String, i64, i64);
+
 /// Fields that a duplicate does not take from its source.
 const FRESH: &[&str] = &[
     "uuid",
@@ -154,7 +157,7 @@ impl Engine {
         ctx: &Ctx<'_>,
         vm: &Obj,
         mode: &Mode,
-    ) -> Result<Vec<(Ref, (String, String, i64, i64))>> {
+    ) -> Result<Vec<(Ref, MadeDisk)>> {
         let disks: Vec<(Ref, Obj)> = self.read(|db| {
             vm.refs("VBDs")
                 .into_iter()
@@ -167,7 +170,7 @@ impl Engine {
                 })
                 .collect()
         });
-        let mut made: Vec<(Ref, (String, String, i64, i64))> = Vec::new();
+        let mut made: Vec<(Ref, MadeDisk)> = Vec::new();
         let total = disks.len().max(1) as f64;
         for (i, (vbd, vdi)) in disks.iter().enumerate() {
             let step = async {
@@ -236,7 +239,7 @@ impl Engine {
         }
         // Clone each of the snapshot's disks, then swap them in for the VM's disks by device.
         let clones = self.duplicate_disks(ctx, &snap, &Mode::Clone).await?;
-        let by_device: Vec<(String, (String, String, i64, i64))> = self.read(|db| {
+        let by_device: Vec<(String, MadeDisk)> = self.read(|db| {
             clones
                 .iter()
                 .filter_map(|(vbd, d)| {
@@ -457,7 +460,7 @@ fn build_vm(
     source: &Obj,
     name: &str,
     mode: &Mode,
-    made: &[(Ref, (String, String, i64, i64))],
+    made: &[(Ref, MadeDisk)],
 ) -> Result<Ref> {
     let mut fields: Vec<(&str, Value)> = source
         .class

@@ -228,10 +228,7 @@ impl Db {
             }
         }
         for (g, t) in self.tombstones.range(since + 1..) {
-            // An object made and deleted since the token was never seen: nothing to report.
-            if t.obj.created > since && want(&t.obj.class.name, &t.obj.r) {
-                out.push((*g, Change::Deleted(t.clone())));
-            } else if t.obj.created <= since && want(&t.obj.class.name, &t.obj.r) {
+            if want(&t.obj.class.name, &t.obj.r) {
                 out.push((*g, Change::Deleted(t.clone())));
             }
         }

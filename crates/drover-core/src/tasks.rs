@@ -54,11 +54,7 @@ impl Engine {
             .remove(task);
         let (status, result, error) = match &outcome {
             Ok(reply) => ("success", render.result(reply), Vec::new()),
-            Err(CoreError::TaskCancelled(_)) => (
-                "cancelled",
-                String::new(),
-                render.error(outcome.as_ref().err().expect("err")),
-            ),
+            Err(e @ CoreError::TaskCancelled(_)) => ("cancelled", String::new(), render.error(e)),
             Err(e) => ("failure", String::new(), render.error(e)),
         };
         let written = self.write(|t| {

@@ -10,6 +10,9 @@ use crate::db::{Db, Obj, Ref};
 use crate::error::{CoreError, Result};
 use crate::relations;
 
+/// An object's class and reference.
+pub(crate) type Key = (Arc<str>, Ref);
+
 /// A set of changes, applied atomically on commit.
 pub struct Txn<'a> {
     db: &'a Db,
@@ -182,7 +185,7 @@ impl<'a> Txn<'a> {
         self.pending.is_empty()
     }
 
-    pub(crate) fn into_changes(self) -> Vec<((Arc<str>, Ref), Option<Obj>)> {
+    pub(crate) fn into_changes(self) -> Vec<(Key, Option<Obj>)> {
         let mut pending = self.pending;
         self.order
             .into_iter()
