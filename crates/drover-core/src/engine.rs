@@ -181,7 +181,7 @@ impl Engine {
                 })
                 .collect();
             if !rows.is_empty() {
-                self.store.commit(&rows)?;
+                blocking(|| self.store.commit(&rows))?;
             }
         }
         let gen = {
@@ -223,6 +223,15 @@ impl Engine {
     pub fn this_host(&self) -> Ref {
         self.read(|db| db.all("host").next().map(|h| h.r.clone()))
             .unwrap_or_else(|| drover_model::NULL_REF.into())
+    }
+}
+
+/// Runs a blocking store call, letting the async runtime move other work off this thread.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
