@@ -183,7 +183,7 @@ impl Engine {
     }
 
     pub(crate) async fn destroy_object(&self, ctx: &Ctx<'_>, class: &str, r: &str) -> Result<()> {
-        if ENGINE_OWNED.contains(&class) {
+        if ENGINE_OWNED.contains(&class) && class != "task" {
             return Err(CoreError::OperationNotAllowed(format!(
                 "{class} objects are removed by the engine"
             )));
@@ -194,6 +194,14 @@ impl Engine {
                 .await
                 .map(|_| ()),
             "VDI" => self.destroy_vdi(r).await,
+            "task" => {
+                self.get("task", r)?;
+                self.cancels
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(r);
+                self.write(|t| t.destroy("task", r))
+            }
             "VBD" | "VIF" => {
                 let obj = self.get(class, r)?;
                 if obj.bool("currently_attached") {

@@ -157,6 +157,13 @@ pub enum Op {
         /// What to do.
         action: SrAction,
     },
+    /// Creates a task for work the client tracks itself.
+    TaskCreate {
+        /// Its name.
+        label: String,
+        /// Its description.
+        description: String,
+    },
     /// Cancels a task.
     TaskCancel {
         /// The task.
@@ -277,6 +284,7 @@ impl Op {
             Op::Vdi { action, .. } => ("VDI", action.message().into()),
             Op::Vbd { action, .. } => ("VBD", action.message().into()),
             Op::Sr { action, .. } => ("SR", action.message().into()),
+            Op::TaskCreate { .. } => ("task", "create".into()),
             Op::TaskCancel { .. } => ("task", "cancel".into()),
             Op::EventFrom { .. } => ("event", "from".into()),
             Op::EventRegister { .. } => ("event", "register".into()),
@@ -440,6 +448,11 @@ impl Engine {
             Op::Vdi { vdi, action } => self.vdi_action(ctx, &vdi, action).await,
             Op::Vbd { vbd, action } => self.vbd_action(ctx, &vbd, action).await,
             Op::Sr { sr, action } => self.sr_action(ctx, &sr, action).await,
+            Op::TaskCreate { label, description } => {
+                let (task, _) = self.create_task(ctx.caller, &label)?;
+                self.write(|t| t.set("task", &task, "name_description", Value::str(description)))?;
+                Ok(Reply::Ref(task))
+            }
             Op::TaskCancel { task } => {
                 self.cancel_task(&task)?;
                 Ok(Reply::Void)

@@ -296,6 +296,10 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
             class: c,
             r: ref_arg(a, 1)?,
         },
+        ("task", "create") => Op::TaskCreate {
+            label: a.str(1)?,
+            description: a.str(2)?,
+        },
         ("task", "cancel") => Op::TaskCancel {
             task: ref_arg(a, 1)?,
         },
