@@ -35,7 +35,7 @@ def main() -> None:
                 "messages": [
                     {
                         "name": m["name"],
-                        "params": [[p["name"], p["type"]] for p in m["params"]],
+                        "params": [[p["name"], p["type"], p["required"]] for p in m["params"]],
                         "result": m["result"][0],
                         "roles": m["roles"],
                         "implicit": m["implicit"],

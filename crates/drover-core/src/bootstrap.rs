@@ -170,6 +170,7 @@ pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&st
                     Value::string_map([("disks", INSTALL_DISKS), ("default_template", "true")]),
                 ),
                 ("power_state", Value::str("Halted")),
+                ("domid", Value::Int(-1)),
                 ("metrics", Value::str(&*metrics)),
             ],
         )?;

@@ -67,6 +67,7 @@ impl Engine {
             Mode::Snapshot => "snapshot",
         };
         let source = self.begin_dup(ctx, vm, op)?;
+        ctx.started();
         let result = self.duplicate_disks(ctx, &source, &mode).await;
         let made = match result {
             Ok(made) => made,
@@ -269,20 +270,11 @@ impl Engine {
                     }
                 }
             }
-            for f in [
-                "VCPUs_max",
-                "VCPUs_at_startup",
-                "memory_static_max",
-                "memory_static_min",
-                "memory_dynamic_max",
-                "memory_dynamic_min",
-                "PV_kernel",
-                "PV_ramdisk",
-                "PV_args",
-                "HVM_boot_policy",
-                "HVM_boot_params",
-            ] {
-                t.set("VM", &vm, f, snap.get(f).clone())?;
+            // The VM takes back the snapshot's configuration, not its identity or runtime state.
+            for (f, v) in snap.class.fields.iter().zip(&snap.fields) {
+                if !FRESH.contains(&&*f.name) && &*f.name != "is_a_template" {
+                    t.set("VM", &vm, &f.name, v.clone())?;
+                }
             }
             Ok(())
         });
@@ -304,6 +296,9 @@ impl Engine {
 
     pub(crate) async fn provision(&self, ctx: &Ctx<'_>, vm: &str) -> Result<()> {
         let obj = self.get("VM", vm)?;
+        if !obj.bool("is_a_template") {
+            return Err(CoreError::ProvisionOnlyOnTemplate);
+        }
         if obj.str("power_state") != "Halted" {
             return Err(CoreError::VmBadPowerState {
                 vm: vm.into(),
@@ -472,6 +467,7 @@ fn build_vm(
         .collect();
     fields.push(("name_label", Value::str(name)));
     fields.push(("power_state", Value::str("Halted")));
+    fields.push(("domid", Value::Int(-1)));
     let metrics = t.create("VM_metrics", vec![])?;
     fields.push(("metrics", Value::str(&*metrics)));
     if let Mode::Snapshot = mode {

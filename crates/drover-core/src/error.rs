@@ -158,6 +158,18 @@ pub enum CoreError {
         /// Seconds waited.
         timeout: String,
     },
+    /// A VLAN tag outside 0-4094.
+    #[error("VLAN tag {0} is invalid")]
+    VlanTagInvalid(String),
+    /// The PIF already carries a VLAN with this tag.
+    #[error("PIF {0} already has a VLAN with that tag")]
+    PifVlanExists(String),
+    /// The PIF is itself a VLAN.
+    #[error("PIF {0} is a VLAN interface")]
+    PifIsVlan(String),
+    /// Provisioning applies to templates only.
+    #[error("provision is only allowed on a template")]
+    ProvisionOnlyOnTemplate,
     /// The task was cancelled.
     #[error("task {0} cancelled")]
     TaskCancelled(String),

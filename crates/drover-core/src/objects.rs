@@ -40,6 +40,52 @@ pub fn valid_mac(mac: &str) -> bool {
 }
 
 impl Engine {
+    /// Creates a VLAN on a physical PIF and its untagged PIF on `network`.
+    pub(crate) fn vlan_create(&self, pif: &str, tag: i64, network: &str) -> Result<Ref> {
+        if !(0..=4094).contains(&tag) {
+            return Err(CoreError::VlanTagInvalid(tag.to_string()));
+        }
+        self.write(|t| {
+            let tagged = t.must("PIF", pif)?.clone();
+            t.must("network", network)?;
+            if tagged.int("VLAN") >= 0 && !tagged.bool("physical") {
+                return Err(CoreError::PifIsVlan(pif.into()));
+            }
+            let exists = tagged
+                .refs("VLAN_slave_of")
+                .iter()
+                .filter_map(|v| t.get("VLAN", v))
+                .any(|v| v.int("tag") == tag);
+            if exists {
+                return Err(CoreError::PifVlanExists(pif.into()));
+            }
+            let metrics = t.create("PIF_metrics", vec![])?;
+            let untagged = t.create(
+                "PIF",
+                vec![
+                    ("device", Value::str(tagged.str("device"))),
+                    ("host", tagged.get("host").clone()),
+                    ("network", Value::str(network)),
+                    ("MAC", tagged.get("MAC").clone()),
+                    ("MTU", tagged.get("MTU").clone()),
+                    ("VLAN", Value::Int(tag)),
+                    ("physical", Value::Bool(false)),
+                    ("metrics", Value::str(&*metrics)),
+                ],
+            )?;
+            let vlan = t.create(
+                "VLAN",
+                vec![
+                    ("tagged_PIF", Value::str(pif)),
+                    ("untagged_PIF", Value::str(&*untagged)),
+                    ("tag", Value::Int(tag)),
+                ],
+            )?;
+            t.set("PIF", &untagged, "VLAN_master_of", Value::str(&*vlan))?;
+            Ok(vlan)
+        })
+    }
+
     pub(crate) async fn create_object(
         &self,
         ctx: &Ctx<'_>,
@@ -160,6 +206,7 @@ impl Engine {
                     "VM" => {
                         vals.push(("metrics", Value::str(&*t.create("VM_metrics", vec![])?)));
                         vals.push(("power_state", Value::str("Halted")));
+                        vals.push(("domid", Value::Int(-1)));
                     }
                     "VBD" => vals.push(("metrics", Value::str(&*t.create("VBD_metrics", vec![])?))),
                     "VIF" => vals.push(("metrics", Value::str(&*t.create("VIF_metrics", vec![])?))),
@@ -194,6 +241,17 @@ impl Engine {
                 .await
                 .map(|_| ()),
             "VDI" => self.destroy_vdi(r).await,
+            "VLAN" => self.write(|t| {
+                let untagged = t.must("VLAN", r)?.str("untagged_PIF").to_string();
+                if t.get("PIF", &untagged).is_some() {
+                    let m = t.must("PIF", &untagged)?.str("metrics").to_string();
+                    if t.get("PIF_metrics", &m).is_some() {
+                        t.destroy("PIF_metrics", &m)?;
+                    }
+                    t.destroy("PIF", &untagged)?;
+                }
+                t.destroy("VLAN", r)
+            }),
             "task" => {
                 self.get("task", r)?;
                 self.cancels

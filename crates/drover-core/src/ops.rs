@@ -122,6 +122,15 @@ pub enum Op {
         /// Field values given.
         fields: Vec<(String, Value)>,
     },
+    /// Creates a VLAN on a PIF, with its untagged PIF on a network.
+    VlanCreate {
+        /// The tagged (physical) PIF.
+        pif: String,
+        /// The tag.
+        tag: i64,
+        /// The network of the untagged PIF.
+        network: String,
+    },
     /// Destroys an object.
     Destroy {
         /// Class.
@@ -135,6 +144,13 @@ pub enum Op {
         vm: String,
         /// What to do.
         action: VmAction,
+    },
+    /// A host operation.
+    Host {
+        /// The host.
+        host: String,
+        /// What to do.
+        action: crate::host::HostAction,
     },
     /// A VDI operation.
     Vdi {
@@ -236,9 +252,23 @@ pub struct Ctx<'a> {
     pub task: Ref,
     cancel: CancellationToken,
     tracked: bool,
+    started: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl Ctx<'_> {
+    /// Tells a waiting `submit` that the operation has marked its objects busy, so the caller
+    /// sees `current_operations` as soon as it has the task.
+    pub(crate) fn started(&self) {
+        if let Some(tx) = self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = tx.send(());
+        }
+    }
+
     /// Fails with `TASK_CANCELLED` if the task was cancelled.
     pub fn checkpoint(&self) -> Result<()> {
         if self.cancel.is_cancelled() {
@@ -280,7 +310,9 @@ impl Op {
             }
             Op::Create { class, .. } => (class.as_str(), "create".into()),
             Op::Destroy { class, .. } => (class.as_str(), "destroy".into()),
+            Op::VlanCreate { .. } => ("VLAN", "create".into()),
             Op::Vm { action, .. } => ("VM", action.message().into()),
+            Op::Host { action, .. } => ("host", action.message().into()),
             Op::Vdi { action, .. } => ("VDI", action.message().into()),
             Op::Vbd { action, .. } => ("VBD", action.message().into()),
             Op::Sr { action, .. } => ("SR", action.message().into()),
@@ -307,12 +339,14 @@ impl Engine {
             task: new_ref(),
             cancel: CancellationToken::new(),
             tracked: false,
+            started: std::sync::Mutex::new(None),
         };
         self.execute(&ctx, op).await
     }
 
-    /// Runs an operation as a task and returns the task's reference at once.
-    pub fn submit(
+    /// Runs an operation as a task and returns the task's reference as soon as the operation
+    /// has marked the objects it works on (or has finished).
+    pub async fn submit(
         self: &Arc<Self>,
         caller: &Caller,
         op: Op,
@@ -325,16 +359,20 @@ impl Engine {
         let engine = self.clone();
         let caller = caller.clone();
         let running = task.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let ctx = Ctx {
                 caller: &caller,
                 task: running.clone(),
                 cancel,
                 tracked: true,
+                started: std::sync::Mutex::new(Some(tx)),
             };
             let outcome = engine.execute(&ctx, op).await;
             engine.complete_task(&running, outcome, render.as_ref());
+            ctx.started();
         });
+        let _ = rx.await;
         Ok(task)
     }
 
@@ -440,11 +478,15 @@ impl Engine {
                 .create_object(ctx, &class, fields)
                 .await
                 .map(Reply::Ref),
+            Op::VlanCreate { pif, tag, network } => {
+                self.vlan_create(&pif, tag, &network).map(Reply::Ref)
+            }
             Op::Destroy { class, r } => {
                 self.destroy_object(ctx, &class, &r).await?;
                 Ok(Reply::Void)
             }
             Op::Vm { vm, action } => self.vm_action(ctx, &vm, action).await,
+            Op::Host { host, action } => self.host_action(&host, action).await,
             Op::Vdi { vdi, action } => self.vdi_action(ctx, &vdi, action).await,
             Op::Vbd { vbd, action } => self.vbd_action(ctx, &vbd, action).await,
             Op::Sr { sr, action } => self.sr_action(ctx, &sr, action).await,
@@ -485,15 +527,21 @@ impl Engine {
         }
     }
 
+    /// A field clients may write: read/write, or given an explicit setter by the datamodel.
     fn check_rw(&self, class: &str, field: &str) -> Result<&'static drover_model::Field> {
-        let f = Schema::get()
-            .class(class)
+        let k = Schema::get().class(class);
+        let f = k
             .and_then(|c| c.field(field))
             .ok_or_else(|| CoreError::NoSuchField {
                 class: class.into(),
                 field: field.into(),
             })?;
-        if f.qualifier != Qualifier::Rw {
+        let has_writer = k.is_some_and(|c| {
+            ["set_", "add_to_", "remove_from_", "add_", "remove_"]
+                .iter()
+                .any(|p| c.messages.contains_key(format!("{p}{field}").as_str()))
+        });
+        if f.qualifier != Qualifier::Rw && !has_writer {
             return Err(CoreError::OperationNotAllowed(format!(
                 "{class}.{field} is read-only"
             )));

@@ -192,17 +192,17 @@ impl VmAction {
     }
 }
 
-/// Power states in which an operation is allowed (the first is the one errors name), and
-/// whether templates allow it.
+/// Power states in which an operation is allowed (errors name them all), and whether templates
+/// allow it.
 fn rule(op: &str) -> Option<(&'static [&'static str], bool)> {
     const H: &[&str] = &["Halted"];
     Some(match op {
+        "destroy" => (&["Halted", "Suspended"], true),
         "start"
         | "start_on"
-        | "destroy"
         | "make_into_template"
         | "changing_static_range"
-        | "changing_VCPUs" => (H, op == "destroy"),
+        | "changing_VCPUs" => (H, false),
         "clone" | "copy" | "provision" | "export" => (
             &["Halted", "Suspended"][..if op == "provision" { 1 } else { 2 }],
             true,
@@ -268,7 +268,11 @@ fn check_op(vm: &Obj, op: &str) -> Result<()> {
     if !states.contains(&state) {
         return Err(CoreError::VmBadPowerState {
             vm: vm.r.to_string(),
-            expected: states[0].to_lowercase(),
+            expected: states
+                .iter()
+                .map(|s| s.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", "),
             actual: state.to_lowercase(),
         });
     }
@@ -325,6 +329,7 @@ impl Engine {
             })?;
             refresh_allowed(t, vm)
         })?;
+        ctx.started();
         self.get("VM", vm)
     }
 
@@ -576,8 +581,14 @@ impl Engine {
                         .set_vcpus(obj.uuid(), n as u32)
                         .await
                         .map_err(map_host)?;
-                    let commit =
-                        move |t: &mut Txn| t.set("VM", &vmr, "VCPUs_at_startup", Value::Int(n));
+                    let commit = move |t: &mut Txn| {
+                        t.set("VM", &vmr, "VCPUs_at_startup", Value::Int(n))?;
+                        let metrics = t.must("VM", &vmr)?.str("metrics").to_string();
+                        if t.get("VM_metrics", &metrics).is_some() {
+                            t.set("VM_metrics", &metrics, "VCPUs_number", Value::Int(n))?;
+                        }
+                        Ok(())
+                    };
                     Ok(((), Box::new(commit) as Box<_>))
                 })
                 .await?;
@@ -898,6 +909,7 @@ pub(crate) fn halt(t: &mut Txn, vm: &str) -> Result<()> {
     t.set("VM", vm, "power_state", Value::str("Halted"))?;
     t.set("VM", vm, "resident_on", Value::str(NULL_REF))?;
     t.set("VM", vm, "domid", Value::Int(-1))?;
+    t.set("VM", vm, "suspend_VDI", Value::str(NULL_REF))?;
     for vbd in t.must("VM", vm)?.refs("VBDs") {
         if t.get("VBD", &vbd).is_some() {
             t.set("VBD", &vbd, "currently_attached", Value::Bool(false))?;

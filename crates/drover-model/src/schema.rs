@@ -49,6 +49,8 @@ pub struct Message {
     pub name: Arc<str>,
     /// Parameters, with their names and types, including the leading `session_id` if any.
     pub params: Vec<(Arc<str>, Type)>,
+    /// How many leading parameters a caller must give (the rest have defaults).
+    pub required: usize,
     /// Result type.
     pub result: Type,
     /// Roles allowed to call it.
@@ -120,7 +122,7 @@ struct RawField {
 #[derive(Deserialize)]
 struct RawMessage {
     name: String,
-    params: Vec<(String, String)>,
+    params: Vec<(String, String, bool)>,
     result: String,
     roles: Vec<String>,
     implicit: bool,
@@ -171,16 +173,18 @@ impl Schema {
                 let params = m
                     .params
                     .iter()
-                    .map(|(n, t)| Ok((n.as_str().into(), Type::parse(t)?)))
+                    .map(|(n, t, _)| Ok((n.as_str().into(), Type::parse(t)?)))
                     .collect::<Result<Vec<_>, crate::TypeError>>()
                     .map_err(|e| e.to_string())?;
                 let result = Type::parse(&m.result).map_err(|e| e.to_string())?;
+                let required = m.params.iter().filter(|(_, _, r)| *r).count();
                 let name: Arc<str> = m.name.into();
                 messages.insert(
                     name.clone(),
                     Message {
                         name,
                         params,
+                        required,
                         result,
                         roles: m.roles.into_iter().map(Into::into).collect(),
                         implicit: m.implicit,

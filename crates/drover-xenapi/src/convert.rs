@@ -83,7 +83,6 @@ pub fn from_wire(w: &WireValue, ty: &Type) -> Result<Value, Mismatch> {
         },
         Type::Bool => match w {
             WireValue::Bool(b) => Value::Bool(*b),
-            WireValue::Str(s) if s == "true" || s == "false" => Value::Bool(s == "true"),
             _ => return Err(Mismatch),
         },
         Type::DateTime => match w {

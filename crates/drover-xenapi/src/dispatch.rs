@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use drover_core::{
-    CoreError, Engine, Op, Reply, SrAction, TaskRender, VbdAction, VdiAction, VmAction,
+    CoreError, Engine, HostAction, Op, Reply, SrAction, TaskRender, VbdAction, VdiAction, VmAction,
 };
 use drover_model::{Message, Schema, Type, Value};
 use drover_rpcwire::WireValue;
@@ -73,9 +73,12 @@ struct Args<'a> {
     msg: Option<&'a Message>,
 }
 
+/// What a missing optional parameter reads as.
+static ABSENT: WireValue = WireValue::Nil;
+
 impl Args<'_> {
     fn raw(&self, i: usize) -> &WireValue {
-        &self.params[i]
+        self.params.get(i).unwrap_or(&ABSENT)
     }
 
     fn typed(&self, i: usize) -> Result<Value, Failure> {
@@ -163,7 +166,8 @@ pub async fn call(
         let s = |i: usize| params.get(i).and_then(|v| v.as_str()).map(String::from);
         let (user, pw) = match (s(0), s(1)) {
             (Some(u), Some(p)) => (u, p),
-            _ => return Err(fail("FIELD_TYPE_ERROR", &["uname"])),
+            (None, _) => return Err(fail("FIELD_TYPE_ERROR", &["uname"])),
+            (_, None) => return Err(fail("FIELD_TYPE_ERROR", &["pwd"])),
         };
         let originator = s(3).unwrap_or_default();
         let engine = engine.clone();
@@ -178,12 +182,12 @@ pub async fn call(
     let msg = Schema::get()
         .class(class)
         .and_then(|c| c.messages.get(message.as_str()));
-    let expected = match (msg, extra_arity(&message)) {
-        (Some(m), _) => m.params.len(),
-        (None, Some(n)) => n,
+    let (required, expected) = match (msg, extra_arity(&message)) {
+        (Some(m), _) => (m.required, m.params.len()),
+        (None, Some(n)) => (n, n),
         (None, None) => return Err(unknown()),
     };
-    if params.len() != expected {
+    if params.len() < required || params.len() > expected {
         return Err(fail(
             "MESSAGE_PARAMETER_COUNT_MISMATCH",
             &[method, &expected.to_string(), &params.len().to_string()],
@@ -231,18 +235,51 @@ pub async fn call(
     };
     if is_async {
         if matches!(class, "session" | "task" | "event")
-            || msg.is_some_and(|m| m.implicit && message.starts_with("get_"))
+            || is_field_op(class, &message)
+            || msg.is_some_and(|m| m.implicit && !matches!(message.as_str(), "create" | "destroy"))
         {
             return Err(unknown());
         }
         let render = Arc::new(AsyncRender { ty: result_ty });
         let task = engine
             .submit(&caller, op, &format!("Async.{class}.{message}"), render)
+            .await
             .map_err(|e| describe(&e))?;
         return Ok(WireValue::Str(task.to_string()));
     }
     let reply = engine.call(&caller, op).await.map_err(|e| describe(&e))?;
     Ok(render(&reply, &result_ty, enc))
+}
+
+/// Whether a message reads or writes one field (never run as a task).
+fn is_field_op(class: &str, message: &str) -> bool {
+    let Some(k) = Schema::get().class(class) else {
+        return false;
+    };
+    ["get_", "set_", "add_to_", "remove_from_", "add_", "remove_"]
+        .iter()
+        .any(|p| {
+            message
+                .strip_prefix(p)
+                .is_some_and(|f| k.field(f).is_some())
+        })
+}
+
+/// Constructor parameters that are not a record: each named like a field of the class.
+fn constructor_params(k: &drover_model::Class, a: &Args) -> Result<Vec<(String, Value)>, Failure> {
+    let Some(msg) = a.msg else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, (name, _)) in msg.params.iter().enumerate().skip(1) {
+        if i >= a.params.len() {
+            break;
+        }
+        if let Some(f) = k.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)) {
+            out.push((f.name.to_string(), a.typed(i)?));
+        }
+    }
+    Ok(out)
 }
 
 enum SessionCall {
@@ -254,6 +291,13 @@ enum Routed {
     Op(Op),
     Session(SessionCall),
     Where(String, bool),
+}
+
+fn host_op(a: &Args, action: HostAction) -> Result<Op, Failure> {
+    Ok(Op::Host {
+        host: ref_arg(a, 1)?,
+        action,
+    })
 }
 
 fn ref_arg(args: &Args, i: usize) -> Result<String, Failure> {
@@ -287,18 +331,26 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
             class: c,
             label: a.str(1)?,
         },
+        ("VLAN", "create") => Op::VlanCreate {
+            pif: a.str(1)?,
+            tag: a.int(2)?,
+            network: a.str(3)?,
+        },
+        ("task", "create") => Op::TaskCreate {
+            label: a.str(1)?,
+            description: a.str(2)?,
+        },
         (_, "create") => {
-            let fields = convert::record_from_wire(a.raw(1), class)
-                .map_err(|f| fail("FIELD_TYPE_ERROR", &[&f]))?;
+            let fields = match a.msg.and_then(|m| m.params.get(1)).map(|(_, t)| t) {
+                Some(Type::Record(_)) => convert::record_from_wire(a.raw(1), class)
+                    .map_err(|f| fail("FIELD_TYPE_ERROR", &[&f]))?,
+                _ => constructor_params(k, a)?,
+            };
             Op::Create { class: c, fields }
         }
         (_, "destroy") => Op::Destroy {
             class: c,
             r: ref_arg(a, 1)?,
-        },
-        ("task", "create") => Op::TaskCreate {
-            label: a.str(1)?,
-            description: a.str(2)?,
         },
         ("task", "cancel") => Op::TaskCancel {
             task: ref_arg(a, 1)?,
@@ -356,6 +408,10 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
             vbd: ref_arg(a, 1)?,
             action: VbdAction::Eject,
         },
+        ("host", "compute_free_memory") => host_op(a, HostAction::ComputeFreeMemory)?,
+        ("host", "get_servertime") => host_op(a, HostAction::GetServertime)?,
+        ("host", "get_server_localtime") => host_op(a, HostAction::GetServerLocaltime)?,
+        ("host", "get_management_interface") => host_op(a, HostAction::GetManagementInterface)?,
         ("SR", "scan") => Op::Sr {
             sr: ref_arg(a, 1)?,
             action: SrAction::Scan,
@@ -365,9 +421,9 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
             action: SrAction::GetSupportedTypes,
         },
         (_, m) => {
-            let Some(msg) = a.msg.filter(|x| x.implicit) else {
+            if a.msg.is_none() {
                 return Err(fail("MESSAGE_METHOD_UNKNOWN", &[a.method]));
-            };
+            }
             let r = ref_arg(a, 1)?;
             let field_op = |prefix: &str| {
                 m.strip_prefix(prefix)
@@ -413,7 +469,6 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
                     field,
                 }
             } else {
-                let _ = msg;
                 return Err(fail("MESSAGE_METHOD_UNKNOWN", &[a.method]));
             }
         }

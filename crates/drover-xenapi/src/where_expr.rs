@@ -9,14 +9,23 @@ use drover_model::Value;
 pub enum Expr {
     /// Constant.
     Const(bool),
-    /// `field "name" = "value"` (or `<>`).
-    Eq(String, String, bool),
+    /// `a = b` (or `a <> b` when false), each side a field or a literal.
+    Eq(Operand, Operand, bool),
     /// Negation.
     Not(Box<Expr>),
     /// Conjunction.
     And(Box<Expr>, Box<Expr>),
     /// Disjunction.
     Or(Box<Expr>, Box<Expr>),
+}
+
+/// One side of a comparison.
+#[derive(Debug, PartialEq)]
+pub enum Operand {
+    /// `field "name"`.
+    Field(String),
+    /// `"text"`.
+    Lit(String),
 }
 
 #[derive(Debug, PartialEq, Clone)]
@@ -138,6 +147,17 @@ impl Parser {
         self.depth -= 1;
         Ok(e)
     }
+    fn operand(&mut self, t: Tok) -> Result<Operand, String> {
+        match t {
+            Tok::Str(s) => Ok(Operand::Lit(s)),
+            Tok::Word(w) if w == "field" => match self.next() {
+                Some(Tok::Str(name)) => Ok(Operand::Field(name)),
+                _ => Err("field needs a quoted name".into()),
+            },
+            other => Err(format!("unexpected {other:?}")),
+        }
+    }
+
     fn atom(&mut self) -> Result<Expr, String> {
         match self.next() {
             Some(Tok::Open) => {
@@ -149,19 +169,16 @@ impl Parser {
             }
             Some(Tok::Word(w)) if w == "true" => Ok(Expr::Const(true)),
             Some(Tok::Word(w)) if w == "false" => Ok(Expr::Const(false)),
-            Some(Tok::Word(w)) if w == "field" => {
-                let Some(Tok::Str(name)) = self.next() else {
-                    return Err("field needs a quoted name".into());
-                };
+            Some(t @ (Tok::Word(_) | Tok::Str(_))) => {
+                let left = self.operand(t)?;
                 let eq = match self.next() {
                     Some(Tok::Eq) => true,
                     Some(Tok::Ne) => false,
                     _ => return Err("expected = or <>".into()),
                 };
-                let Some(Tok::Str(value)) = self.next() else {
-                    return Err("expected a quoted value".into());
-                };
-                Ok(Expr::Eq(name, value, eq))
+                let t = self.next().ok_or("expected a value")?;
+                let right = self.operand(t)?;
+                Ok(Expr::Eq(left, right, eq))
             }
             other => Err(format!("unexpected {other:?}")),
         }
@@ -196,18 +213,24 @@ fn text(v: &Value) -> String {
     }
 }
 
+impl Operand {
+    fn value(&self, o: &Obj) -> Option<String> {
+        match self {
+            Operand::Lit(s) => Some(s.clone()),
+            Operand::Field(f) => o.class.field_index(f).map(|i| text(&o.fields[i])),
+        }
+    }
+}
+
 impl Expr {
     /// Whether an object matches.
     pub fn eval(&self, o: &Obj) -> bool {
         match self {
             Expr::Const(b) => *b,
-            Expr::Eq(f, v, eq) => {
-                let matches = o
-                    .class
-                    .field_index(f)
-                    .is_some_and(|i| text(&o.fields[i]) == *v);
-                matches == *eq
-            }
+            Expr::Eq(a, b, eq) => match (a.value(o), b.value(o)) {
+                (Some(x), Some(y)) => (x == y) == *eq,
+                _ => !*eq,
+            },
             Expr::Not(e) => !e.eval(o),
             Expr::And(a, b) => a.eval(o) && b.eval(o),
             Expr::Or(a, b) => a.eval(o) || b.eval(o),
@@ -221,13 +244,21 @@ mod tests {
 
     #[test]
     fn parses_with_and_binding_tighter() {
-        let e = parse(r#"field "a"="1" or field "b"="2" and not true"#).unwrap();
+        let e = parse(r#"field "a"="1" or "2"=field "b" and not true"#).unwrap();
         assert_eq!(
             e,
             Expr::Or(
-                Box::new(Expr::Eq("a".into(), "1".into(), true)),
+                Box::new(Expr::Eq(
+                    Operand::Field("a".into()),
+                    Operand::Lit("1".into()),
+                    true
+                )),
                 Box::new(Expr::And(
-                    Box::new(Expr::Eq("b".into(), "2".into(), true)),
+                    Box::new(Expr::Eq(
+                        Operand::Lit("2".into()),
+                        Operand::Field("b".into()),
+                        true
+                    )),
                     Box::new(Expr::Not(Box::new(Expr::Const(true))))
                 ))
             )
