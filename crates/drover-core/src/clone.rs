@@ -193,16 +193,7 @@ impl Engine {
                         self.host.image_clone(&src_sr, &vdi.r, &image).await,
                     ),
                 };
-                let info = info.map_err(|e| match e {
-                    drover_host::HostError::StorageFull {
-                        requested,
-                        available,
-                    } => CoreError::SrFull {
-                        requested,
-                        maximum: available,
-                    },
-                    e => CoreError::Host(e),
-                })?;
+                let info = info.map_err(CoreError::from)?;
                 Ok::<_, CoreError>((
                     image,
                     sr,

@@ -187,7 +187,7 @@ pub enum CoreError {
     ChangePasswordRejected(String),
     /// The host reported a failure.
     #[error(transparent)]
-    Host(#[from] HostError),
+    Host(HostError),
     /// The store failed; nothing was changed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -198,6 +198,25 @@ pub enum CoreError {
 
 /// Shorthand for core results.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+impl From<HostError> for CoreError {
+    /// Host failures that XenAPI names precisely become those errors; the rest stay host errors.
+    fn from(e: HostError) -> CoreError {
+        match e {
+            HostError::NotEnoughMemory { needed, available } => {
+                CoreError::HostNotEnoughFreeMemory { needed, available }
+            }
+            HostError::StorageFull {
+                requested,
+                available,
+            } => CoreError::SrFull {
+                requested,
+                maximum: available,
+            },
+            other => CoreError::Host(other),
+        }
+    }
+}
 
 impl CoreError {
     /// A handle-invalid error.

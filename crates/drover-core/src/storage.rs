@@ -1,6 +1,5 @@
 //! Storage: SRs, VDIs (disk images on the host) and VBDs (a VM's view of a VDI).
 
-use drover_host::HostError;
 use drover_model::{Value, NULL_REF};
 
 use crate::db::Ref;
@@ -87,22 +86,6 @@ impl SrAction {
     }
 }
 
-pub(crate) fn host_error(e: HostError) -> CoreError {
-    match e {
-        HostError::StorageFull {
-            requested,
-            available,
-        } => CoreError::SrFull {
-            requested,
-            maximum: available,
-        },
-        HostError::NotEnoughMemory { needed, available } => {
-            CoreError::HostNotEnoughFreeMemory { needed, available }
-        }
-        e => CoreError::Host(e),
-    }
-}
-
 impl Engine {
     /// Creates a disk image on the host and its VDI record; nothing is left if either fails.
     pub(crate) async fn new_vdi(
@@ -125,7 +108,7 @@ impl Engine {
             .host
             .image_create(sr, &r, size as u64)
             .await
-            .map_err(host_error)?;
+            .map_err(CoreError::from)?;
         let made = self.write(|t| {
             t.create_with_ref(
                 "VDI",
@@ -254,7 +237,7 @@ impl Engine {
                     }
                     _ => (sr.clone(), self.host.image_clone(&sr, vdi, &image).await),
                 };
-                let info = info.map_err(host_error)?;
+                let info = info.map_err(CoreError::from)?;
                 let snapshot = matches!(action, VdiAction::Snapshot);
                 let made = self.write(|t| {
                     let mut fields = vec![
@@ -306,7 +289,7 @@ impl Engine {
                     .host
                     .image_resize(&sr, vdi, size as u64)
                     .await
-                    .map_err(host_error)?;
+                    .map_err(CoreError::from)?;
                 self.write(|t| {
                     t.set(
                         "VDI",

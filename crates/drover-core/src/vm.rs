@@ -302,22 +302,6 @@ pub(crate) fn refresh_allowed(t: &mut Txn, vm: &str) -> Result<()> {
     t.set("VM", vm, "allowed_operations", Value::Set(allowed))
 }
 
-fn map_host(e: HostError) -> CoreError {
-    match e {
-        HostError::NotEnoughMemory { needed, available } => {
-            CoreError::HostNotEnoughFreeMemory { needed, available }
-        }
-        HostError::StorageFull {
-            requested,
-            available,
-        } => CoreError::SrFull {
-            requested,
-            maximum: available,
-        },
-        other => CoreError::Host(other),
-    }
-}
-
 impl Engine {
     /// Marks `op` as running on the VM (refusing it if not allowed now) and returns the VM.
     fn begin(&self, ctx: &Ctx<'_>, vm: &str, op: &str) -> Result<Arc<Obj>> {
@@ -474,7 +458,7 @@ impl Engine {
                                 vm: vmr.clone(),
                                 timeout: "1200".into(),
                             },
-                            e => map_host(e),
+                            e => CoreError::from(e),
                         })?;
                     }
                     Ok(((), Box::new(move |t: &mut Txn| halt(t, &vmr)) as Box<_>))
@@ -488,7 +472,10 @@ impl Engine {
                 let obj = self.begin(ctx, vm, op)?;
                 let vmr = vm.to_string();
                 self.guarded(ctx, vm, op, async {
-                    self.host.reboot(obj.uuid(), hard).await.map_err(map_host)?;
+                    self.host
+                        .reboot(obj.uuid(), hard)
+                        .await
+                        .map_err(CoreError::from)?;
                     let commit = move |t: &mut Txn| {
                         t.set("VM", &vmr, "power_state", Value::str("Running"))?;
                         let metrics = t.must("VM", &vmr)?.str("metrics").to_string();
@@ -580,7 +567,7 @@ impl Engine {
                     self.host
                         .set_vcpus(obj.uuid(), n as u32)
                         .await
-                        .map_err(map_host)?;
+                        .map_err(CoreError::from)?;
                     let commit = move |t: &mut Txn| {
                         t.set("VM", &vmr, "VCPUs_at_startup", Value::Int(n))?;
                         let metrics = t.must("VM", &vmr)?.str("metrics").to_string();
@@ -709,7 +696,10 @@ impl Engine {
             self.check_startable(&obj)?;
             let spec = self.guest_spec(&obj);
             ctx.checkpoint()?;
-            self.host.start(&spec, paused).await.map_err(map_host)?;
+            self.host
+                .start(&spec, paused)
+                .await
+                .map_err(CoreError::from)?;
             let state = if paused { "Paused" } else { "Running" };
             let vcpus = spec.vcpus as i64;
             let memory = spec.memory as i64;
@@ -730,7 +720,7 @@ impl Engine {
             } else {
                 self.host.unpause(uuid).await
             }
-            .map_err(map_host)?;
+            .map_err(CoreError::from)?;
             let commit = move |t: &mut Txn| t.set("VM", &vmr, "power_state", Value::str(to));
             Ok(((), Box::new(commit) as Box<_>))
         })
@@ -758,7 +748,7 @@ impl Engine {
                 .await?;
             if let Err(e) = self.host.suspend(obj.uuid(), &vdi).await {
                 self.forget_vdi(&vdi).await;
-                return Err(map_host(e));
+                return Err(CoreError::from(e));
             }
             let commit = move |t: &mut Txn| {
                 halt(t, &vmr)?;
@@ -784,7 +774,7 @@ impl Engine {
             self.host
                 .resume(&spec, &image, paused)
                 .await
-                .map_err(map_host)?;
+                .map_err(CoreError::from)?;
             self.forget_vdi(&image).await;
             let state = if paused { "Paused" } else { "Running" };
             let (vcpus, memory) = (spec.vcpus as i64, spec.memory as i64);

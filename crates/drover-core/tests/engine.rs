@@ -55,11 +55,9 @@ async fn lifecycle_survives_a_restart_and_keeps_bound_fields() {
     engine
         .call(
             &caller,
-            Op::SetField {
-                class: "VM".into(),
-                r: vm.clone(),
-                field: "is_a_template".into(),
-                value: Value::Bool(false),
+            Op::Vm {
+                vm: vm.clone(),
+                action: VmAction::Provision,
             },
         )
         .await
@@ -67,9 +65,11 @@ async fn lifecycle_survives_a_restart_and_keeps_bound_fields() {
     engine
         .call(
             &caller,
-            Op::Vm {
-                vm: vm.clone(),
-                action: VmAction::Provision,
+            Op::SetField {
+                class: "VM".into(),
+                r: vm.clone(),
+                field: "is_a_template".into(),
+                value: Value::Bool(false),
             },
         )
         .await

@@ -1,7 +1,6 @@
 //! The one table from core errors to XenAPI error codes and parameters.
 
 use drover_core::CoreError;
-use drover_host::HostError;
 
 /// `[code, params...]` of a core error.
 pub fn describe(e: &CoreError) -> Vec<String> {
@@ -66,17 +65,7 @@ pub fn describe(e: &CoreError) -> Vec<String> {
         E::SessionNotRegistered(s) => v("SESSION_NOT_REGISTERED", &[s]),
         E::EventsLost => v("EVENTS_LOST", &[]),
         E::ChangePasswordRejected(m) => v("CHANGE_PASSWORD_REJECTED", &[m]),
-        E::Host(h) => match h {
-            HostError::NotEnoughMemory { needed, available } => v(
-                "HOST_NOT_ENOUGH_FREE_MEMORY",
-                &[&needed.to_string(), &available.to_string()],
-            ),
-            HostError::StorageFull {
-                requested,
-                available,
-            } => v("SR_FULL", &[&requested.to_string(), &available.to_string()]),
-            other => v("INTERNAL_ERROR", &[&other.to_string()]),
-        },
+        E::Host(h) => v("INTERNAL_ERROR", &[&format!("host: {h}")]),
         E::Store(s) => v("INTERNAL_ERROR", &[&format!("store: {s}")]),
         E::Internal(m) => v("INTERNAL_ERROR", &[m]),
     }
