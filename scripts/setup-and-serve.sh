@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Quick start: install the build dependencies, build the release engine and serve the XenAPI on
+# http://127.0.0.1:8080 with its state in ./var. Extra arguments go to `drover serve`
+# (e.g. --host-driver sim). The admin password is $DROVER_ADMIN_PASSWORD if set on first start,
+# else a random one written to ./var/admin-password.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for p in build-essential pkg-config ca-certificates; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "==> installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo is missing. Install the Rust toolchain with rustup (https://rustup.rs), then re-run $0" >&2
+    exit 1
+fi
+
+echo "==> cargo build --release"
+cargo build --release
+
+mkdir -p var
+if [ -f var/admin-password ]; then
+    echo "==> admin password: in ./var/admin-password (log in as admin or root)"
+elif [ -n "${DROVER_ADMIN_PASSWORD:-}" ]; then
+    echo "==> admin password: \$DROVER_ADMIN_PASSWORD (log in as admin or root)"
+else
+    echo "==> admin password: generated on first start into ./var/admin-password (log in as admin or root)"
+fi
+echo "==> serving XenAPI on http://127.0.0.1:8080 (XML-RPC: / and /RPC2, JSON-RPC: /jsonrpc)"
+exec target/release/drover serve --data-dir ./var --listen 127.0.0.1:8080 "$@"

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# THE test command of Drover: builds the engine, runs the Rust tests and lints, then the XenAPI
+# interop suite (the real XenAPI Python client against `drover serve --host-driver sim`).
+#
+#   scripts/test.sh              everything
+#   scripts/test.sh -k events    extra arguments go to pytest
+#
+# Works on a fresh Debian 12 machine as root: installs what is missing (apt packages, the
+# Python venv .venv with XenAPI, pytest and requests). Exits non-zero if any step fails; every
+# step runs even after an earlier one failed (except that nothing runs without a built engine).
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# ---------------------------------------------------------------------------------- system deps
+APT_PKGS=(python3 python3-venv python3-pip build-essential pkg-config ca-certificates curl)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    say "installing ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" || {
+        echo "error: could not install ${missing[*]}" >&2
+        exit 1
+    }
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found; install the Rust toolchain (https://rustup.rs) and re-run" >&2
+    exit 1
+fi
+if command -v rustup >/dev/null 2>&1; then
+    for c in clippy rustfmt; do
+        rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null 2>&1 || true
+    done
+fi
+
+# ---------------------------------------------------------------------------------- python venv
+VENV="$ROOT/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    python3 -m venv "$VENV" || { echo "error: python3 -m venv failed" >&2; exit 1; }
+fi
+if ! "$VENV/bin/python" -c 'import XenAPI, pytest, requests' >/dev/null 2>&1; then
+    say "pip install XenAPI pytest requests"
+    "$VENV/bin/pip" install -q --disable-pip-version-check XenAPI pytest requests || {
+        echo "error: pip install failed" >&2
+        exit 1
+    }
+fi
+
+# ---------------------------------------------------------------------------------- steps
+declare -a RESULTS=()
+FAILED=0
+step() {
+    local name=$1
+    shift
+    say "$name: $*"
+    local t0=$SECONDS
+    if "$@"; then
+        RESULTS+=("ok     $name ($((SECONDS - t0))s)")
+    else
+        RESULTS+=("FAILED $name ($((SECONDS - t0))s)")
+        FAILED=1
+        return 1
+    fi
+}
+
+summary() {
+    say "summary"
+    printf '  %s\n' "${RESULTS[@]}"
+    if [ -n "${PYTEST_SUMMARY:-}" ]; then
+        printf '  pytest: %s\n' "$PYTEST_SUMMARY"
+    fi
+}
+
+if ! step build cargo build --release; then
+    summary
+    exit 1
+fi
+step cargo-test cargo test --workspace
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+step fmt cargo fmt --all -- --check
+
+PYTEST_LOG=$(mktemp)
+trap 'rm -f "$PYTEST_LOG"' EXIT
+run_pytest() {
+    DROVER_BIN="$ROOT/target/release/drover"
+    [ -n "${CARGO_TARGET_DIR:-}" ] && DROVER_BIN="$CARGO_TARGET_DIR/release/drover"
+    DROVER_BIN="$DROVER_BIN" "$VENV/bin/pytest" -q tests/interop "$@" 2>&1 | tee "$PYTEST_LOG"
+    return "${PIPESTATUS[0]}"
+}
+step interop run_pytest "$@"
+PYTEST_SUMMARY=$(grep -E '(passed|failed|errors?|no tests ran).* in [0-9.]+s' "$PYTEST_LOG" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//')
+[ -n "$PYTEST_SUMMARY" ] || PYTEST_SUMMARY=$(tail -n 1 "$PYTEST_LOG")
+
+summary
+if [ "$FAILED" -ne 0 ]; then
+    exit 1
+fi
+exit 0
