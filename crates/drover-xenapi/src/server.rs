@@ -42,6 +42,16 @@ fn reject(e: &WireError) -> StatusCode {
     }
 }
 
+/// Frees a large reply off the request's path: dropping a whole inventory's records takes
+/// longer than sending them.
+fn release(value: WireValue) {
+    let large = matches!(&value, WireValue::Struct(m) if m.len() > 64)
+        || matches!(&value, WireValue::Struct(m) if m.iter().any(|(_, v)| matches!(v, WireValue::Struct(x) if x.len() > 64)));
+    if large {
+        tokio::task::spawn_blocking(move || drop(value));
+    }
+}
+
 fn status_struct(result: Result<WireValue, dispatch::Failure>) -> WireValue {
     match result {
         Ok(v) => WireValue::Struct(vec![
@@ -69,7 +79,9 @@ async fn xml(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
     };
     let result = dispatch::call(&engine, &call.method, &call.params, Enc::Xml).await;
     let mut out = Vec::with_capacity(4096);
-    xmlrpc::write_response(&mut out, &status_struct(result));
+    let reply = status_struct(result);
+    xmlrpc::write_response(&mut out, &reply);
+    release(reply);
     ([(header::CONTENT_TYPE, "text/xml")], out).into_response()
 }
 
@@ -90,7 +102,10 @@ async fn json(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
     let result = dispatch::call(&engine, &call.call.method, &call.call.params, Enc::Json).await;
     let mut out = Vec::with_capacity(4096);
     match result {
-        Ok(v) => jsonrpc::write_success(&mut out, &call.id, call.version, &v),
+        Ok(v) => {
+            jsonrpc::write_success(&mut out, &call.id, call.version, &v);
+            release(v);
+        }
         Err(desc) => jsonrpc::write_failure(&mut out, &call.id, call.version, &desc[0], &desc[1..]),
     }
     ([(header::CONTENT_TYPE, "application/json")], out).into_response()

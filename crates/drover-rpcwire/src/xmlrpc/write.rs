@@ -38,11 +38,8 @@ pub fn write_fault(out: &mut Vec<u8>, code: i32, message: &str) {
 fn write_value(out: &mut Vec<u8>, value: &WireValue) {
     out.extend_from_slice(b"<value>");
     match value {
-        WireValue::Str(s) => {
-            out.extend_from_slice(b"<string>");
-            push_escaped(out, s);
-            out.extend_from_slice(b"</string>");
-        }
+        // Bare text in <value> is a string (as xapi writes it): a third smaller than <string>.
+        WireValue::Str(s) => push_escaped(out, s),
         WireValue::Int(n) => {
             if i32::try_from(*n).is_ok() {
                 out.extend_from_slice(b"<int>");
