@@ -7,4 +7,4 @@ mod parse;
 mod write;
 
 pub use parse::parse_call;
-pub use write::{write_fault, write_response};
+pub use write::{write_fault, write_response, write_response_with, ValueWriter};

@@ -3,6 +3,9 @@
 
 use drover_core::{Event, EventBatch, Obj};
 use drover_model::{Schema, Type, Value};
+use std::sync::Arc;
+
+use drover_rpcwire::xmlrpc::ValueWriter;
 use drover_rpcwire::WireValue;
 
 use crate::time;
@@ -180,4 +183,55 @@ pub fn batch(b: &EventBatch, enc: Enc) -> WireValue {
 /// The events of a batch as an array (`event.next`).
 pub fn events(b: &EventBatch, enc: Enc) -> WireValue {
     WireValue::Array(b.events.iter().map(|e| event(e, enc)).collect())
+}
+
+/// Every record of `objs`, keyed by reference.
+pub fn records(objs: &[Arc<Obj>], enc: Enc) -> WireValue {
+    WireValue::Struct(
+        objs.iter()
+            .map(|o| (o.r.to_string(), record(o, enc)))
+            .collect(),
+    )
+}
+
+/// Writes every record of `objs` as XML-RPC without building a tree: the inventory's largest
+/// answers (`get_all_records`) go straight from the working set to the wire.
+pub fn stream_records(w: &mut ValueWriter<'_>, objs: &[Arc<Obj>]) {
+    w.begin_struct();
+    for o in objs {
+        w.member(&o.r);
+        w.begin_struct();
+        for (f, v) in o.class.fields.iter().zip(&o.fields) {
+            w.member(&f.name);
+            stream_value(w, v);
+            w.end_member();
+        }
+        w.end_struct();
+        w.end_member();
+    }
+    w.end_struct();
+}
+
+fn stream_value(w: &mut ValueWriter<'_>, v: &Value) {
+    match v {
+        Value::Str(s) => w.str(s),
+        Value::Int(i) => w.str(&i.to_string()),
+        Value::Set(items) => {
+            w.begin_array();
+            for i in items {
+                stream_value(w, i);
+            }
+            w.end_array();
+        }
+        Value::Map(pairs) => {
+            w.begin_struct();
+            for (k, x) in pairs {
+                w.member(&key_text(k));
+                stream_value(w, x);
+                w.end_member();
+            }
+            w.end_struct();
+        }
+        other => w.value(&to_wire(other, Enc::Xml)),
+    }
 }

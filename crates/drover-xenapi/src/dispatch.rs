@@ -143,13 +143,31 @@ impl Args<'_> {
     }
 }
 
+/// What a call answers: a value, or whole records that the server may stream.
+pub enum Answer {
+    /// A value.
+    Tree(WireValue),
+    /// Records keyed by reference (`get_all_records` and its `_where` form).
+    Records(Vec<Arc<drover_core::Obj>>),
+}
+
+impl Answer {
+    /// The answer as one value.
+    pub fn into_tree(self, enc: Enc) -> WireValue {
+        match self {
+            Answer::Tree(v) => v,
+            Answer::Records(objs) => convert::records(&objs, enc),
+        }
+    }
+}
+
 /// Runs one XenAPI call.
 pub async fn call(
     engine: &Arc<Engine>,
     method: &str,
     params: &[WireValue],
     enc: Enc,
-) -> Result<WireValue, Failure> {
+) -> Result<Answer, Failure> {
     let unknown = || fail("MESSAGE_METHOD_UNKNOWN", &[method]);
     if matches!(
         method,
@@ -176,7 +194,7 @@ pub async fn call(
             .await
             .map_err(|e| fail("INTERNAL_ERROR", &[&e.to_string()]))?
             .map_err(|e| describe(&e))?;
-        return Ok(WireValue::Str(r.to_string()));
+        return Ok(Answer::Tree(WireValue::Str(r.to_string())));
     }
     let (is_async, class, message) = split(method).ok_or_else(unknown)?;
     let msg = Schema::get()
@@ -206,7 +224,11 @@ pub async fn call(
     let (op, result_ty) = to_op(class, &message, &args)?;
     let op = match op {
         Routed::Op(op) => op,
-        Routed::Session(what) => return session_call(engine, &caller, what, &args).await,
+        Routed::Session(what) => {
+            return session_call(engine, &caller, what, &args)
+                .await
+                .map(Answer::Tree)
+        }
         Routed::Where(expr, records) => {
             let expr =
                 where_expr::parse(&expr).map_err(|e| fail("INVALID_VALUE", &["expr", &e]))?;
@@ -224,12 +246,11 @@ pub async fn call(
             };
             let hits = objs.iter().filter(|o| expr.eval(o));
             return Ok(if records {
-                WireValue::Struct(
-                    hits.map(|o| (o.r.to_string(), convert::record(o, enc)))
-                        .collect(),
-                )
+                Answer::Records(hits.cloned().collect())
             } else {
-                WireValue::Array(hits.map(|o| WireValue::Str(o.r.to_string())).collect())
+                Answer::Tree(WireValue::Array(
+                    hits.map(|o| WireValue::Str(o.r.to_string())).collect(),
+                ))
             });
         }
     };
@@ -245,10 +266,13 @@ pub async fn call(
             .submit(&caller, op, &format!("Async.{class}.{message}"), render)
             .await
             .map_err(|e| describe(&e))?;
-        return Ok(WireValue::Str(task.to_string()));
+        return Ok(Answer::Tree(WireValue::Str(task.to_string())));
     }
     let reply = engine.call(&caller, op).await.map_err(|e| describe(&e))?;
-    Ok(render(&reply, &result_ty, enc))
+    Ok(match reply {
+        Reply::Records(objs) => Answer::Records(objs),
+        other => Answer::Tree(render(&other, &result_ty, enc)),
+    })
 }
 
 /// Whether a message reads or writes one field (never run as a task).
@@ -572,11 +596,7 @@ pub fn render(reply: &Reply, ty: &Type, enc: Enc) -> WireValue {
             WireValue::Array(rs.iter().map(|r| WireValue::Str(r.to_string())).collect())
         }
         Reply::Record(o) => convert::record(o, enc),
-        Reply::Records(os) => WireValue::Struct(
-            os.iter()
-                .map(|o| (o.r.to_string(), convert::record(o, enc)))
-                .collect(),
-        ),
+        Reply::Records(os) => convert::records(os, enc),
         Reply::Events(b) => match ty {
             Type::Set(_) => convert::events(b, enc),
             _ => convert::batch(b, enc),

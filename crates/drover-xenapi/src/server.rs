@@ -11,8 +11,8 @@ use axum::Router;
 use drover_core::Engine;
 use drover_rpcwire::{jsonrpc, xmlrpc, Limits, WireError, WireValue};
 
-use crate::convert::Enc;
-use crate::dispatch;
+use crate::convert::{self, Enc};
+use crate::dispatch::{self, Answer};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 << 20;
@@ -79,9 +79,23 @@ async fn xml(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
     };
     let result = dispatch::call(&engine, &call.method, &call.params, Enc::Xml).await;
     let mut out = Vec::with_capacity(4096);
-    let reply = status_struct(result);
-    xmlrpc::write_response(&mut out, &reply);
-    release(reply);
+    match result {
+        Ok(Answer::Records(objs)) => xmlrpc::write_response_with(&mut out, |w| {
+            w.begin_struct();
+            w.member("Status");
+            w.str("Success");
+            w.end_member();
+            w.member("Value");
+            convert::stream_records(w, &objs);
+            w.end_member();
+            w.end_struct();
+        }),
+        other => {
+            let reply = status_struct(other.map(|a| a.into_tree(Enc::Xml)));
+            xmlrpc::write_response(&mut out, &reply);
+            release(reply);
+        }
+    }
     ([(header::CONTENT_TYPE, "text/xml")], out).into_response()
 }
 
@@ -99,7 +113,9 @@ async fn json(State(engine): State<Arc<Engine>>, body: Bytes) -> Response {
                 .into_response();
         }
     };
-    let result = dispatch::call(&engine, &call.call.method, &call.call.params, Enc::Json).await;
+    let result = dispatch::call(&engine, &call.call.method, &call.call.params, Enc::Json)
+        .await
+        .map(|a| a.into_tree(Enc::Json));
     let mut out = Vec::with_capacity(4096);
     match result {
         Ok(v) => {

@@ -197,3 +197,100 @@ mod tests {
         assert!(text.contains("<value><string>bad &lt;xml&gt;</string></value>"));
     }
 }
+
+/// Writes a value piece by piece, for answers too large to build as one [`WireValue`] tree.
+/// The caller keeps the nesting balanced: every `begin_*` has its `end_*`, and every `member`
+/// is followed by exactly one value and `end_member`.
+pub struct ValueWriter<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl ValueWriter<'_> {
+    /// A whole value.
+    pub fn value(&mut self, value: &WireValue) {
+        write_value(self.out, value);
+    }
+
+    /// A string value, escaped, without building a [`WireValue`].
+    pub fn str(&mut self, text: &str) {
+        self.out.extend_from_slice(b"<value>");
+        push_escaped(self.out, text);
+        self.out.extend_from_slice(b"</value>");
+    }
+
+    /// Opens a struct value.
+    pub fn begin_struct(&mut self) {
+        self.out.extend_from_slice(b"<value><struct>");
+    }
+
+    /// Closes a struct value.
+    pub fn end_struct(&mut self) {
+        self.out.extend_from_slice(b"</struct></value>");
+    }
+
+    /// Opens a struct member; its value comes next.
+    pub fn member(&mut self, name: &str) {
+        self.out.extend_from_slice(b"<member><name>");
+        push_escaped(self.out, name);
+        self.out.extend_from_slice(b"</name>");
+    }
+
+    /// Closes a struct member.
+    pub fn end_member(&mut self) {
+        self.out.extend_from_slice(b"</member>");
+    }
+
+    /// Opens an array value.
+    pub fn begin_array(&mut self) {
+        self.out.extend_from_slice(b"<value><array><data>");
+    }
+
+    /// Closes an array value.
+    pub fn end_array(&mut self) {
+        self.out.extend_from_slice(b"</data></array></value>");
+    }
+}
+
+/// Appends a `<methodResponse>` whose single parameter `body` writes.
+pub fn write_response_with(out: &mut Vec<u8>, body: impl FnOnce(&mut ValueWriter<'_>)) {
+    out.extend_from_slice(PROLOG);
+    out.extend_from_slice(b"<methodResponse><params><param>");
+    body(&mut ValueWriter { out: &mut *out });
+    out.extend_from_slice(b"</param></params></methodResponse>");
+}
+
+#[cfg(test)]
+mod streaming_tests {
+    use super::*;
+
+    #[test]
+    fn streaming_equals_the_tree() {
+        let tree = WireValue::Struct(vec![
+            ("a&b".into(), WireValue::Str("x<y".into())),
+            (
+                "list".into(),
+                WireValue::Array(vec![WireValue::Bool(true), WireValue::Str(String::new())]),
+            ),
+        ]);
+        let mut expected = Vec::new();
+        write_response(&mut expected, &tree);
+        let mut streamed = Vec::new();
+        write_response_with(&mut streamed, |w| {
+            w.begin_struct();
+            w.member("a&b");
+            w.str("x<y");
+            w.end_member();
+            w.member("list");
+            w.begin_array();
+            w.value(&WireValue::Bool(true));
+            w.str("");
+            w.end_array();
+            w.end_member();
+            w.end_struct();
+        });
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+    }
+}
