@@ -167,6 +167,24 @@ impl SimHost {
         Ok(())
     }
 
+    /// Puts a built guest on the host, checking memory again: it may have gone meanwhile.
+    fn admit(&self, st: &mut State, spec: &GuestSpec, paused: bool) -> Result<(), HostError> {
+        self.reserve(st, spec.memory)?;
+        let state = if paused {
+            GuestState::Paused
+        } else {
+            GuestState::Running
+        };
+        let guest = Guest {
+            state,
+            memory: spec.memory,
+            vcpus: spec.vcpus.max(1),
+            started: Instant::now(),
+        };
+        st.guests.insert(spec.uuid.clone(), guest);
+        Ok(())
+    }
+
     fn sr_used(sr: &Sr) -> u64 {
         sr.images.values().map(|i| i.physical).sum()
     }
@@ -283,23 +301,7 @@ impl HostDriver for SimHost {
         }
         self.work().await;
         let mut st = self.state();
-        // Check again: memory may have gone while the guest was being built.
-        self.reserve(&st, spec.memory)?;
-        let state = if paused {
-            GuestState::Paused
-        } else {
-            GuestState::Running
-        };
-        st.guests.insert(
-            spec.uuid.clone(),
-            Guest {
-                state,
-                memory: spec.memory,
-                vcpus: spec.vcpus.max(1),
-                started: Instant::now(),
-            },
-        );
-        Ok(())
+        self.admit(&mut st, spec, paused)
     }
 
     async fn shutdown(&self, uuid: &str, _hard: bool) -> Result<(), HostError> {
@@ -384,22 +386,8 @@ impl HostDriver for SimHost {
         }
         self.work().await;
         let mut st = self.state();
-        self.reserve(&st, spec.memory)?;
+        self.admit(&mut st, spec, paused)?;
         st.suspended.remove(&spec.uuid);
-        let state = if paused {
-            GuestState::Paused
-        } else {
-            GuestState::Running
-        };
-        st.guests.insert(
-            spec.uuid.clone(),
-            Guest {
-                state,
-                memory: spec.memory,
-                vcpus: spec.vcpus.max(1),
-                started: Instant::now(),
-            },
-        );
         Ok(())
     }
 
