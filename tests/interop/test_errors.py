@@ -177,30 +177,34 @@ def test_vdi_in_use(x):
 
 
 def test_vdi_larger_than_sr(x):
-    """A VDI bigger than its SR: a thick SR refuses it with SR_FULL [requested, maximum] and makes
-    nothing; a thin (sparse) SR, like xapi's ext SRs, accepts it and accounts it in
-    virtual_allocation. Either, precisely."""
+    """A VDI bigger than the room its SR has left: SR_FULL [requested, maximum], nothing made."""
     sr = local_sr(x)
     rec = x.SR.get_record(sr)
-    phys, util, alloc = int(rec["physical_size"]), int(rec["physical_utilisation"]), int(rec["virtual_allocation"])
+    phys, util = int(rec["physical_size"]), int(rec["physical_utilisation"])
     assert phys > 0
     size = phys + 1024 * MiB
     before = set(x.SR.get_VDIs(sr))
+    with failure("SR_FULL", str(size), str(phys - util)):
+        x.VDI.create(vdi_record(sr, unique("too-big"), size=size))
+    assert set(x.SR.get_VDIs(sr)) == before
+    assert x.SR.get_physical_utilisation(sr) == rec["physical_utilisation"]
+
+
+def test_sr_full_on_a_small_sr(engine_factory):
+    """With a 64 MiB SR, a 48 MiB disk fits and a second one does not; the first stays usable."""
+    eng = engine_factory("--sim-sr-capacity-mib", "64")
+    s = XenAPI.Session(eng.url)
+    s.xenapi.login_with_password("admin", eng.password, "1.0", "sr-full")
     try:
-        vdi = x.VDI.create(vdi_record(sr, unique("too-big"), size=size))
-    except XenAPI.Failure as e:
-        d = e.details
-        assert d[0] == "SR_FULL" and len(d) == 3, d
-        assert d[1] in (str(size), str(util + size)), d
-        assert d[2] in (str(phys), str(phys - util)), d
-        assert set(x.SR.get_VDIs(sr)) == before
-        assert x.SR.get_physical_utilisation(sr) == rec["physical_utilisation"]
-    else:
-        assert x.VDI.get_virtual_size(vdi) == str(size)
-        assert int(x.SR.get_virtual_allocation(sr)) == alloc + size
-        assert int(x.SR.get_physical_utilisation(sr)) <= phys
-        x.VDI.destroy(vdi)
-        assert int(x.SR.get_virtual_allocation(sr)) == alloc
+        x = s.xenapi
+        sr = local_sr(x)
+        first = x.VDI.create(vdi_record(sr, unique("fits"), size=48 * MiB))
+        free = int(x.SR.get_physical_size(sr)) - int(x.SR.get_physical_utilisation(sr))
+        with failure("SR_FULL", str(48 * MiB), str(free)):
+            x.VDI.create(vdi_record(sr, unique("does-not-fit"), size=48 * MiB))
+        assert x.SR.get_VDIs(sr) == [first]
+    finally:
+        s.xenapi.session.logout()
 
 
 def test_sr_accounting_follows_vdis(x):

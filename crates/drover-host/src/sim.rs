@@ -1,7 +1,7 @@
 //! A simulated host for scale tests and machines without QEMU.
 //!
-//! It models what a host does — guest states, memory accounting, thin and full image copies,
-//! storage capacity — and refuses what it does not model. Every operation can be given a
+//! It models what a host does — guest states, memory accounting, whole new disks with thin clones
+//! and full copies, storage capacity — and refuses what it does not model. Every operation can be given a
 //! duration so that long-running behaviour (task progress, cancellation) is observable.
 
 use std::collections::HashMap;
@@ -461,10 +461,12 @@ impl HostDriver for SimHost {
         if sr.images.contains_key(image) {
             return Err(HostError::Failed(format!("image {image} exists")));
         }
-        self.grow(sr, IMAGE_METADATA)?;
+        // New disks are allocated whole (as on a thick SR); clones and snapshots stay thin.
+        let physical = size.max(IMAGE_METADATA);
+        self.grow(sr, physical)?;
         let img = Image {
             virtual_size: size,
-            physical: IMAGE_METADATA,
+            physical,
         };
         let info = ImageInfo {
             virtual_size: img.virtual_size,
@@ -637,18 +639,26 @@ mod tests {
 
     #[tokio::test]
     async fn images_are_thin_or_full_and_storage_fills() {
+        let capacity = 3 * IMAGE_METADATA - 1;
         let host = SimHost::new(SimConfig {
-            sr_capacity: 3 * IMAGE_METADATA - 1,
+            sr_capacity: capacity,
             ..Default::default()
         });
         assert!(
-            host.image_create("sr", "x", 1 << 30).await.is_err(),
+            host.image_create("sr", "x", 1 << 20).await.is_err(),
             "unattached SR refused"
         );
         host.sr_attach("sr", "").await.unwrap();
-        host.image_create("sr", "base", 10 << 30).await.unwrap();
+        let err = host.image_create("sr", "huge", 10 << 30).await;
+        assert!(
+            matches!(err, Err(HostError::StorageFull { requested, available }) if requested == 10 << 30 && available == capacity),
+            "{err:?}"
+        );
+        host.image_create("sr", "base", IMAGE_METADATA)
+            .await
+            .unwrap();
         let clone = host.image_clone("sr", "base", "c1").await.unwrap();
-        assert_eq!(clone.virtual_size, 10 << 30);
+        assert_eq!(clone.virtual_size, IMAGE_METADATA);
         assert_eq!(clone.physical_utilisation, IMAGE_METADATA);
         let err = host.image_create("sr", "many", 1).await;
         assert!(matches!(err, Err(HostError::StorageFull { .. })), "{err:?}");

@@ -52,6 +52,9 @@ struct ServeArgs {
     /// Memory of the simulated host, in MiB.
     #[arg(long, default_value_t = 262_144)]
     sim_memory_mib: u64,
+    /// Capacity of each simulated storage repository, in MiB.
+    #[arg(long, default_value_t = 4 << 20)]
+    sim_sr_capacity_mib: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,6 +91,7 @@ fn host_driver(args: &ServeArgs) -> Result<Arc<dyn HostDriver>, String> {
         Arc::new(SimHost::new(SimConfig {
             hostname: hostname(),
             memory: args.sim_memory_mib << 20,
+            sr_capacity: args.sim_sr_capacity_mib << 20,
             op_delay: Duration::from_millis(args.sim_op_delay_ms),
             state_file: Some(args.data_dir.join("sim-host.json")),
             ..SimConfig::default()
