@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# THE test command of Drover: builds the engine, runs the Rust tests and lints, then the XenAPI
-# interop suite (the real XenAPI Python client against `drover serve --host-driver sim`).
+# THE test command of Drover: builds the engine, runs the Rust tests and lints, builds and boots
+# the tiny test guest (guest/), then the XenAPI interop suite (the real XenAPI Python client
+# against `drover serve --host-driver sim`).
 #
 #   scripts/test.sh              everything
 #   scripts/test.sh -k events    extra arguments go to pytest
@@ -91,6 +92,8 @@ fi
 step cargo-test cargo test --workspace
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step fmt cargo fmt --all -- --check
+
+step guest guest/test_tiny_guest.sh "$ROOT/guest/out"
 
 PYTEST_LOG=$(mktemp)
 trap 'rm -f "$PYTEST_LOG"' EXIT
