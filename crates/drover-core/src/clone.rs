@@ -66,13 +66,12 @@ impl Engine {
             Mode::Copy(_) => "copy",
             Mode::Snapshot => "snapshot",
         };
-        let source = self.begin_dup(ctx, vm, op)?;
-        ctx.started();
+        let source = (*self.begin(ctx, vm, op)?).clone();
         let result = self.duplicate_disks(ctx, &source, &mode).await;
         let made = match result {
             Ok(made) => made,
             Err(e) => {
-                self.end_dup(ctx, vm)?;
+                self.end(ctx, vm, |_| Ok(()))?;
                 return Err(e);
             }
         };
@@ -88,67 +87,13 @@ impl Engine {
         match committed {
             Ok(r) => Ok(r),
             Err(e) => {
-                self.end_dup(ctx, vm)?;
+                self.end(ctx, vm, |_| Ok(()))?;
                 for (image, sr) in created.iter().zip(made.iter().map(|(_, d)| d.1.clone())) {
                     let _ = self.host.image_destroy(&sr, image).await;
                 }
                 Err(e)
             }
         }
-    }
-
-    fn begin_dup(&self, ctx: &Ctx<'_>, vm: &str, op: &str) -> Result<Obj> {
-        self.write(|t| {
-            let obj = t.must("VM", vm)?;
-            let state = obj.str("power_state");
-            let allowed = match op {
-                "snapshot" => !obj.bool("is_a_template") || obj.bool("is_a_snapshot"),
-                _ => state == "Halted" || state == "Suspended" || obj.bool("is_a_template"),
-            };
-            if op == "snapshot" && obj.bool("is_a_template") {
-                return Err(CoreError::VmIsTemplate {
-                    vm: vm.into(),
-                    op: op.into(),
-                });
-            }
-            if !allowed {
-                return Err(CoreError::VmBadPowerState {
-                    vm: vm.into(),
-                    expected: "halted".into(),
-                    actual: state.to_lowercase(),
-                });
-            }
-            if let Some((task, running)) = obj
-                .get("current_operations")
-                .as_map()
-                .and_then(|m| m.first())
-            {
-                return Err(CoreError::OtherOperationInProgress {
-                    class: "VM".into(),
-                    handle: vm.into(),
-                    op: running.as_str().unwrap_or_default().into(),
-                    task: task.as_str().unwrap_or_default().into(),
-                });
-            }
-            let task = ctx.task.to_string();
-            t.update("VM", vm, "current_operations", |m| {
-                m.map_insert(Value::str(task), Value::str(op));
-            })?;
-            crate::vm::refresh_allowed(t, vm)?;
-            Ok(t.must("VM", vm)?.clone())
-        })
-    }
-
-    fn end_dup(&self, ctx: &Ctx<'_>, vm: &str) -> Result<()> {
-        self.write(|t| {
-            if t.get("VM", vm).is_some() {
-                t.update("VM", vm, "current_operations", |m| {
-                    m.map_remove(&Value::str(&*ctx.task))
-                })?;
-                crate::vm::refresh_allowed(t, vm)?;
-            }
-            Ok(())
-        })
     }
 
     /// Duplicates every disk of the VM on the host; on failure or cancellation, removes the
@@ -254,11 +199,13 @@ impl Engine {
                 let base = t.get("VDI", &old).cloned();
                 let new = new_vdi_record(t, image, sr, base.as_ref(), *vsize, *phys)?;
                 t.set("VBD", &vbd, "VDI", Value::str(&*new))?;
-                if let Some(b) = base {
-                    if b.refs("VBDs").is_empty() || t.must("VDI", &old)?.refs("VBDs").is_empty() {
-                        old_images.push((old.clone(), b.str("SR").to_string()));
-                        t.destroy("VDI", &old)?;
-                    }
+                // The disk the VM had goes once nothing else uses it.
+                if let Some(b) = base.filter(|_| {
+                    t.get("VDI", &old)
+                        .is_some_and(|v| v.refs("VBDs").is_empty())
+                }) {
+                    old_images.push((old.clone(), b.str("SR").to_string()));
+                    t.destroy("VDI", &old)?;
                 }
             }
             // The VM takes back the snapshot's configuration, not its identity or runtime state.

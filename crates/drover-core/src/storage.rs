@@ -377,7 +377,11 @@ impl Engine {
                 self.refresh_sr(sr).await;
                 Ok(Reply::Void)
             }
-            SrAction::GetSupportedTypes => Ok(Reply::Value(Value::Set(vec![Value::str("local")]))),
+            SrAction::GetSupportedTypes => {
+                Ok(Reply::Value(Value::Set(self.read(|db| {
+                    db.all("SM").map(|sm| Value::str(sm.str("type"))).collect()
+                }))))
+            }
         }
     }
 }

@@ -180,11 +180,6 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    /// Whether anything changed.
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
     pub(crate) fn into_changes(self) -> Vec<(Key, Option<Obj>)> {
         let mut pending = self.pending;
         self.order

@@ -223,6 +223,21 @@ fn rule(op: &str) -> Option<(&'static [&'static str], bool)> {
     })
 }
 
+/// The power states a refused operation's error names: all it is allowed in, except that clone
+/// and copy name only `halted` (copying a suspended VM is a shortcut, not their ordinary entry).
+fn expected_states(op: &str, states: &[&str]) -> String {
+    let named = if matches!(op, "clone" | "copy") {
+        &states[..1]
+    } else {
+        states
+    };
+    named
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 const ALL_OPS: &[&str] = &[
     "start",
     "start_on",
@@ -268,11 +283,7 @@ fn check_op(vm: &Obj, op: &str) -> Result<()> {
     if !states.contains(&state) {
         return Err(CoreError::VmBadPowerState {
             vm: vm.r.to_string(),
-            expected: states
-                .iter()
-                .map(|s| s.to_lowercase())
-                .collect::<Vec<_>>()
-                .join(", "),
+            expected: expected_states(op, states),
             actual: state.to_lowercase(),
         });
     }
@@ -304,7 +315,7 @@ pub(crate) fn refresh_allowed(t: &mut Txn, vm: &str) -> Result<()> {
 
 impl Engine {
     /// Marks `op` as running on the VM (refusing it if not allowed now) and returns the VM.
-    fn begin(&self, ctx: &Ctx<'_>, vm: &str, op: &str) -> Result<Arc<Obj>> {
+    pub(crate) fn begin(&self, ctx: &Ctx<'_>, vm: &str, op: &str) -> Result<Arc<Obj>> {
         self.write(|t| {
             check_op(t.must("VM", vm)?, op)?;
             let task = ctx.task.to_string();
@@ -318,7 +329,12 @@ impl Engine {
     }
 
     /// Ends the running operation, applying `f` in the same transaction.
-    fn end(&self, ctx: &Ctx<'_>, vm: &str, f: impl FnOnce(&mut Txn) -> Result<()>) -> Result<()> {
+    pub(crate) fn end(
+        &self,
+        ctx: &Ctx<'_>,
+        vm: &str,
+        f: impl FnOnce(&mut Txn) -> Result<()>,
+    ) -> Result<()> {
         self.write(|t| {
             if t.get("VM", vm).is_none() {
                 return Ok(());

@@ -82,14 +82,6 @@ impl Type {
             other => return Err(TypeError(other.to_string())),
         })
     }
-
-    /// The class this type refers to, for `X ref`.
-    pub fn ref_class(&self) -> Option<&str> {
-        match self {
-            Type::Ref(c) => Some(c),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
