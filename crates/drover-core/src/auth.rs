@@ -39,6 +39,19 @@ pub fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| CoreError::Internal(format!("hashing: {e}")))
 }
 
+/// Runs deliberately slow password hashing off the async workers.
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CoreError::Internal(format!("password hashing: {e}")))
+}
+
+/// Checks a password against a stored hash, off the async workers.
+async fn verify_slowly(password: &str, hash: &str) -> Result<bool> {
+    let (password, hash) = (password.to_string(), hash.to_string());
+    off_thread(move || verify(&password, &hash)).await
+}
+
 fn verify(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| {
@@ -100,7 +113,7 @@ impl Engine {
     }
 
     /// Checks a password and opens a session.
-    pub fn login(&self, user: &str, password: &str, originator: &str) -> Result<Ref> {
+    pub async fn login(&self, user: &str, password: &str, originator: &str) -> Result<Ref> {
         let name = Self::account_name(user);
         let account = self
             .accounts
@@ -109,7 +122,7 @@ impl Engine {
             .get(name)
             .cloned()
             .ok_or(CoreError::AuthenticationFailed)?;
-        if !verify(password, &account.hash) {
+        if !verify_slowly(password, &account.hash).await? {
             return Err(CoreError::AuthenticationFailed);
         }
         let host = self.this_host();
@@ -186,7 +199,7 @@ impl Engine {
     }
 
     /// Changes the caller's own password.
-    pub fn change_password(&self, caller: &Caller, old: &str, new: &str) -> Result<()> {
+    pub async fn change_password(&self, caller: &Caller, old: &str, new: &str) -> Result<()> {
         let account = self
             .accounts
             .read()
@@ -194,7 +207,7 @@ impl Engine {
             .get(&caller.user)
             .cloned()
             .ok_or(CoreError::AuthenticationFailed)?;
-        if !verify(old, &account.hash) {
+        if !verify_slowly(old, &account.hash).await? {
             return Err(CoreError::AuthenticationFailed);
         }
         if new.len() < 4 {
@@ -205,7 +218,10 @@ impl Engine {
         self.put_account(
             &caller.user,
             Account {
-                hash: hash_password(new)?,
+                hash: {
+                    let new = new.to_string();
+                    off_thread(move || hash_password(&new)).await??
+                },
                 ..account
             },
         )

@@ -30,10 +30,10 @@ async fn lifecycle_survives_a_restart_and_keeps_bound_fields() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path()).await;
     assert!(matches!(
-        engine.login("admin", "wrong", ""),
+        engine.login("admin", "wrong", "").await,
         Err(CoreError::AuthenticationFailed)
     ));
-    let session = engine.login("root", "secret", "test").unwrap();
+    let session = engine.login("root", "secret", "test").await.unwrap();
     let caller = engine.authenticate(&session).unwrap();
     let template = engine.read(|db| {
         db.all("VM")
@@ -147,7 +147,7 @@ async fn lifecycle_survives_a_restart_and_keeps_bound_fields() {
     assert_eq!(obj.refs("VBDs"), vec![vbd.clone()]);
     assert_eq!(engine.get("VDI", &vdi).unwrap().refs("VBDs"), vec![vbd]);
     let caller = engine
-        .authenticate(&engine.login("admin", "secret", "").unwrap())
+        .authenticate(&engine.login("admin", "secret", "").await.unwrap())
         .unwrap();
     engine
         .call(

@@ -188,11 +188,9 @@ pub async fn call(
             (_, None) => return Err(fail("FIELD_TYPE_ERROR", &["pwd"])),
         };
         let originator = s(3).unwrap_or_default();
-        let engine = engine.clone();
-        // Password hashing is deliberately slow: keep it off the async workers.
-        let r = tokio::task::spawn_blocking(move || engine.login(&user, &pw, &originator))
+        let r = engine
+            .login(&user, &pw, &originator)
             .await
-            .map_err(|e| fail("INTERNAL_ERROR", &[&e.to_string()]))?
             .map_err(|e| describe(&e))?;
         return Ok(Answer::Tree(WireValue::Str(r.to_string())));
     }
@@ -575,11 +573,9 @@ async fn session_call(
         SessionCall::Logout => engine.logout(caller).map_err(|e| describe(&e))?,
         SessionCall::ChangePassword => {
             let (old, new) = (a.str(1)?, a.str(2)?);
-            let engine = engine.clone();
-            let caller = caller.clone();
-            tokio::task::spawn_blocking(move || engine.change_password(&caller, &old, &new))
+            engine
+                .change_password(caller, &old, &new)
                 .await
-                .map_err(|e| fail("INTERNAL_ERROR", &[&e.to_string()]))?
                 .map_err(|e| describe(&e))?
         }
     }
