@@ -30,7 +30,7 @@ fn split(method: &str) -> Option<(bool, &'static str, String)> {
     let schema = Schema::get();
     if let Some((c, m)) = rest.split_once('.') {
         let class = schema.classes().iter().find(|k| *k.name == *c)?;
-        return Some((is_async, leak(&class.name), m.to_string()));
+        return Some((is_async, &*class.name, m.to_string()));
     }
     // Class_method: the longest class name that prefixes it.
     let class = schema
@@ -44,19 +44,9 @@ fn split(method: &str) -> Option<(bool, &'static str, String)> {
         .max_by_key(|k| k.name.len())?;
     Some((
         is_async,
-        leak(&class.name),
+        &*class.name,
         rest[class.name.len() + 1..].to_string(),
     ))
-}
-
-fn leak(s: &Arc<str>) -> &'static str {
-    // Class names live in the static schema; find the same &'static str there.
-    Schema::get()
-        .classes()
-        .iter()
-        .find(|k| k.name == *s)
-        .map(|k| &*k.name)
-        .unwrap_or("")
 }
 
 /// Messages xapi serves that the datamodel does not list.
