@@ -70,13 +70,19 @@ if ! fresh "$KSTAMP"; then
                 | sed -n 's/^ *Depends: *\(linux-image-[0-9][^ ]*-cloud-amd64\) *$/\1/p' | head -n1)"
     fi
     [ -n "$KPKG" ] || { echo "cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
-    log "downloading $KPKG (not installing it)"
-    rm -rf "$WORK/deb" "$KROOT"
-    mkdir -p "$WORK/deb" "$KROOT"
-    # apt-get download as root warns about the _apt sandbox; harmless.
-    (cd "$WORK/deb" && apt-get download -q "$KPKG")
-    dpkg-deb -x "$WORK"/deb/"$KPKG"_*.deb "$KROOT"
-    echo "$KPKG" > "$KSTAMP"
+    if [ "$(cat "$KSTAMP" 2>/dev/null)" = "$KPKG" ] && [ -d "$KROOT/lib/modules" ] \
+       && ls "$WORK"/deb/"$KPKG"_*.deb >/dev/null 2>&1; then
+        # Same package already downloaded and extracted (only this script changed).
+        touch "$KSTAMP"
+    else
+        log "downloading $KPKG (not installing it)"
+        rm -rf "$WORK/deb" "$KROOT"
+        mkdir -p "$WORK/deb" "$KROOT"
+        # apt-get download as root warns about the _apt sandbox; harmless.
+        (cd "$WORK/deb" && apt-get download -q "$KPKG")
+        dpkg-deb -x "$WORK"/deb/"$KPKG"_*.deb "$KROOT"
+        echo "$KPKG" > "$KSTAMP"
+    fi
 fi
 KVER="$(ls "$KROOT/lib/modules" | head -n1)"
 [ -n "$KVER" ] && [ -f "$KROOT/boot/vmlinuz-$KVER" ] || { echo "bad kernel extract in $KROOT" >&2; exit 1; }
@@ -88,7 +94,15 @@ if ! fresh "$OUT/vmlinuz" "$KSTAMP"; then
 fi
 
 # ---------------------------------------------------------------- 3. initramfs
-MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk failover net_failover virtio_net virtio_console button evdev"
+# virtio_balloon: memory balloon. ACPI PCI hot plug (acpiphp, CONFIG_HOTPLUG_PCI_ACPI)
+# and PCIe native hot plug (pciehp) are bool options, built into the cloud kernel,
+# as are ACPI CPU hot plug and the ACPI container driver: nothing to load for them.
+MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk failover net_failover virtio_net virtio_console virtio_balloon button evdev"
+
+KCONFIG="$KROOT/boot/config-$KVER"
+for opt in CONFIG_HOTPLUG_PCI_ACPI CONFIG_ACPI_HOTPLUG_CPU CONFIG_HOTPLUG_CPU; do
+    grep -q "^$opt=y" "$KCONFIG" 2>/dev/null || log "warning: $opt is not built in (hot plug may not work)"
+done
 
 if ! fresh "$OUT/initrd.img" "$KSTAMP"; then
     IR="$WORK/initrd"
@@ -125,10 +139,107 @@ poweroff -f
 HANDLER
     chmod 755 "$IR/etc/acpi/PWRF/00000080"
 
+    # Login profile of the serial-console shell. The prompt ends with a newline
+    # so that status lines printed while the shell waits start at column 0.
+    cat > "$IR/etc/profile" <<'PROFILE'
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/
+export PS1='drover-tiny:\w# \n'
+PROFILE
+
+    # busybox udhcpc event script: configure the lease, flush it on deconfig.
+    # Variables from udhcpc: $interface $ip $mask (prefix length) $subnet
+    # $broadcast $router $dns.
+    cat > "$IR/etc/udhcpc.script" <<'DHCP'
+#!/bin/sh
+# shellcheck disable=SC2154 # variables set by udhcpc
+[ -n "$interface" ] || exit 0
+state="/var/run/udhcpc.$interface.ip"
+case "$1" in
+    deconfig)
+        ip -4 addr flush dev "$interface" 2>/dev/null
+        ip link set "$interface" up 2>/dev/null
+        rm -f "$state"
+        ;;
+    bound|renew)
+        case "$mask" in
+            *.*) plen=$(ipcalc -p "$ip" "$mask" 2>/dev/null); plen=${plen#PREFIX=} ;;
+            "")  plen=${subnet:+$(ipcalc -p "$ip" "$subnet" 2>/dev/null)}; plen=${plen#PREFIX=} ;;
+            *)   plen=$mask ;;
+        esac
+        new="$ip/${plen:-32}"
+        old=""
+        [ -f "$state" ] && read -r old < "$state"
+        if [ "$old" != "$new" ]; then
+            ip -4 addr flush dev "$interface" 2>/dev/null
+            ip addr add "$new" broadcast "${broadcast:-+}" dev "$interface"
+            if [ -n "$router" ]; then
+                for r in $router; do
+                    ip route add default via "$r" dev "$interface" 2>/dev/null && break
+                done
+            fi
+            if [ -n "$dns" ]; then
+                for d in $dns; do echo "nameserver $d"; done > /etc/resolv.conf
+            fi
+            echo "$new" > "$state"
+            echo "DROVER-GUEST ip=$interface:$ip" > /dev/console
+        fi
+        ;;
+esac
+exit 0
+DHCP
+    chmod 755 "$IR/etc/udhcpc.script"
+
+    # Guest agent: one JSON line every 2 s to the virtio-serial port named
+    # org.drover.guest.0. A write blocks while no host client is connected:
+    # "timeout" kills it after 2 s (so a line is at most ~2 s old when a client
+    # connects during a blocked write), and this loop never stops.
+    cat > "$IR/bin/drover-agent" <<'AGENT'
+#!/bin/sh
+PORT_NAME=org.drover.guest.0
+esc() { sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr -d '\000-\037'; }
+KERNEL=$(uname -r | esc)
+UNAME=$(uname -a | esc)
+read -r BOOT_ID < /proc/sys/kernel/random/boot_id
+json() {
+    read -r up _ < /proc/uptime
+    mem=$(awk '/^MemTotal:/ {t=$2} /^MemFree:/ {f=$2} /^MemAvailable:/ {a=$2}
+               END {printf "{\"total_kb\":%d,\"free_kb\":%d,\"available_kb\":%d}", t, f, a}' /proc/meminfo)
+    nets=$(ip -4 -o addr show 2>/dev/null | awk '
+        $3 == "inet" { i = $2; sub(/:$/, "", i); sub(/@.*/, "", i); if (i == "lo") next
+                       if (!(i in a)) { o[++n] = i; a[i] = "" }
+                       a[i] = a[i] (a[i] == "" ? "" : ",") "\"" $4 "\"" }
+        END { printf "{"; for (k = 1; k <= n; k++) printf "%s\"%s\":[%s]", (k > 1 ? "," : ""), o[k], a[o[k]]; printf "}" }')
+    disks=""
+    for d in /sys/block/*; do
+        n=${d##*/}
+        case "$n" in loop*|ram*) continue ;; esac
+        [ -e "$d" ] && disks="${disks:+$disks,}\"$n\""
+    done
+    [ -n "$nets" ] || nets='{}'
+    printf '{"agent":"drover-tiny","version":1,"os":{"name":"Drover tiny guest","distro":"busybox","kernel":"%s","uname":"%s"},"memory":%s,"networks":%s,"disks":[%s],"uptime":%s,"boot_id":"%s"}\n' \
+        "$KERNEL" "$UNAME" "$mem" "$nets" "$disks" "$up" "$BOOT_ID"
+}
+while true; do
+    dev=""
+    for p in /sys/class/virtio-ports/*; do
+        name=""
+        { read -r name < "$p/name"; } 2>/dev/null
+        [ "$name" = "$PORT_NAME" ] && dev="/dev/${p##*/}"
+    done
+    if [ -n "$dev" ] && [ -c "$dev" ]; then
+        json > /tmp/drover-agent.json
+        timeout 2 cat /tmp/drover-agent.json 2>/dev/null > "$dev"
+    fi
+    sleep 2
+done
+AGENT
+    chmod 755 "$IR/bin/drover-agent"
+
     cat > "$IR/init" <<'INIT'
 #!/bin/sh
-# Drover tiny guest init (PID 1). No interactive shell; prints status lines
-# on the console (console=ttyS0) for tests to read.
+# Drover tiny guest init (PID 1). Prints status lines on the console
+# (console=ttyS0) for tests to read; also runs a shell on the serial console,
+# a guest agent on virtio-serial (bin/drover-agent) and DHCP on each ethN.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 /bin/busybox --install -s
 mount -t proc proc /proc
@@ -147,23 +258,175 @@ echo "DROVER-GUEST cmdline=$(cat /proc/cmdline)"
 echo "DROVER-GUEST mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
 echo "DROVER-GUEST boot_id=$BOOT_ID"
 
+DATA_TEXT=""
+set -f
+for w in $(cat /proc/cmdline); do
+    case "$w" in drover.data=*) DATA_TEXT=${w#drover.data=} ;; esac
+done
+set +f
+
+# list_disks: DISKS="name:sectors,..." and NAMES=" name name " (no loop/ram).
+list_disks() {
+    DISKS=""
+    NAMES=" "
+    for d in /sys/block/*; do
+        n=${d##*/}
+        case "$n" in loop*|ram*) continue ;; esac
+        sz=""
+        { read -r sz < "$d/size"; } 2>/dev/null || continue
+        DISKS="${DISKS:+$DISKS,}$n:$sz"
+        NAMES="$NAMES$n "
+    done
+}
+
+# A data disk is a virtio disk without partitions.
+is_data_disk() {
+    case "$1" in vd*) ;; *) return 1 ;; esac
+    for p in "/sys/block/$1/$1"*; do
+        [ -e "$p/partition" ] && return 1
+    done
+    return 0
+}
+
+show_data() {
+    line=$(dd if="/dev/$1" bs=512 count=1 2>/dev/null | tr -cd ' -~\n' | head -n 1)
+    case "$line" in
+        "DROVER-DATA "*) echo "DROVER-GUEST disk=$1 data=${line#DROVER-DATA }" ;;
+        *)               echo "DROVER-GUEST disk=$1 data=" ;;
+    esac
+}
+
+write_data() {
+    { printf 'DROVER-DATA %s\n' "$DATA_TEXT"; dd if=/dev/zero bs=512 count=1 2>/dev/null; } \
+        | head -c 512 > /tmp/drover-data.sec
+    if dd if=/tmp/drover-data.sec of="/dev/$1" bs=512 count=1 conv=notrunc,fsync 2>/dev/null; then
+        sync
+        echo "DROVER-GUEST disk=$1 wrote=$DATA_TEXT"
+    else
+        echo "DROVER-GUEST warn write $1 failed"
+    fi
+}
+
+# check_disks [boot]: print disks= when the set changes (always at boot); show
+# the data line of each data disk that is new; at boot write drover.data.
+PREV_DISKS=""
+DATA_SEEN=" "
+check_disks() {
+    list_disks
+    if [ "$1" != boot ]; then
+        [ "$DISKS" = "$PREV_DISKS" ] && return
+        sleep 0.2   # let a new disk finish registering its partitions
+        list_disks
+    fi
+    PREV_DISKS=$DISKS
+    echo "DROVER-GUEST disks=$DISKS"
+    seen=" "
+    for n in $DATA_SEEN; do
+        case "$NAMES" in *" $n "*) seen="$seen$n " ;; esac
+    done
+    DATA_SEEN=$seen
+    for n in $NAMES; do
+        case "$DATA_SEEN" in *" $n "*) continue ;; esac
+        is_data_disk "$n" || continue
+        DATA_SEEN="$DATA_SEEN$n "
+        show_data "$n"
+        if [ "$1" = boot ] && [ -n "$DATA_TEXT" ]; then write_data "$n"; fi
+    done
+}
+
+# check_cpus: online every offline CPU; print cpus= when the online count changes.
+PREV_CPUS=""
+check_cpus() {
+    for c in /sys/devices/system/cpu/cpu[0-9]*; do
+        v=""
+        { read -r v < "$c/online"; } 2>/dev/null
+        if [ "$v" = 0 ]; then { echo 1 > "$c/online"; } 2>/dev/null; fi
+    done
+    r=""
+    { read -r r < /sys/devices/system/cpu/online; } 2>/dev/null
+    cnt=0
+    ifs=$IFS
+    IFS=,
+    for x in $r; do
+        case "$x" in
+            *-*) cnt=$((cnt + ${x#*-} - ${x%-*} + 1)) ;;
+            ?*)  cnt=$((cnt + 1)) ;;
+        esac
+    done
+    IFS=$ifs
+    [ "$cnt" = "$PREV_CPUS" ] && return
+    PREV_CPUS=$cnt
+    echo "DROVER-GUEST cpus=$cnt"
+}
+
+# check_nics: bring up each new ethN and run udhcpc on it.
+NICS_SEEN=" "
+check_nics() {
+    for i in /sys/class/net/eth*; do
+        [ -e "$i" ] || continue
+        n=${i##*/}
+        case "$NICS_SEEN" in *" $n "*) continue ;; esac
+        NICS_SEEN="$NICS_SEEN$n "
+        mac=""
+        { read -r mac < "$i/address"; } 2>/dev/null
+        echo "DROVER-GUEST nic=$n mac=$mac"
+        ip link set "$n" up 2>/dev/null
+        udhcpc -b -i "$n" -s /etc/udhcpc.script -p "/var/run/udhcpc.$n.pid" </dev/null >/dev/null 2>&1 &
+    done
+    seen=" "
+    for n in $NICS_SEEN; do
+        if [ -e "/sys/class/net/$n" ]; then seen="$seen$n "; continue; fi
+        pid=""
+        { read -r pid < "/var/run/udhcpc.$n.pid"; } 2>/dev/null
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null
+        rm -f "/var/run/udhcpc.$n.pid" "/var/run/udhcpc.$n.ip"
+        echo "DROVER-GUEST nic=$n removed"
+    done
+    NICS_SEEN=$seen
+}
+
 # Give virtio devices a moment to register their block devices.
 sleep 0.2
-disks=""
-for d in /sys/block/*; do
-    n=${d##*/}
-    case "$n" in loop*|ram*) continue ;; esac
-    [ -e "$d" ] || continue
-    disks="${disks:+$disks,}$n:$(cat $d/size 2>/dev/null)"
-done
-echo "DROVER-GUEST disks=$disks"
+check_disks boot
+check_cpus
+check_nics
 
 acpid -p /var/run/acpid.pid -c /etc/acpi -l /dev/null || echo "DROVER-GUEST warn acpid failed"
 
+# Guest agent on virtio-serial, restarted if it ever exits.
+(while true; do drover-agent; sleep 1; done) </dev/null >/dev/null 2>&1 &
+
+# Status loop: uptime every 2 s; disks, CPUs and NICs checked every second.
+status_loop() {
+    tick=0
+    while true; do
+        if [ $((tick % 2)) -eq 0 ]; then
+            read -r up _ < /proc/uptime
+            echo "DROVER-GUEST uptime=$up boot_id=$BOOT_ID"
+        fi
+        tick=$((tick + 1))
+        sleep 1
+        check_disks
+        check_cpus
+        check_nics
+    done
+}
+status_loop </dev/null &
+
+# PID 1 itself runs the interactive shell on the serial console, restarted
+# when it exits. (Not as a background job: those start with SIGINT ignored,
+# and then ^C would not reach commands run from the shell.) cttyhack opens
+# the active console (ttyS0) as controlling tty of a new session. The shell
+# reads a FIFO fed from /dev/tty by dd: the tty stays in canonical mode with
+# kernel echo, so ash's line editing (which writes ESC[6n cursor queries into
+# the console log) is never used. (Not busybox cat: it copies with sendfile,
+# which holds a line back until the next one arrives.) dd runs in the
+# background, so it ignores ^C; it gets SIGHUP when the shell exits.
 while true; do
-    read up idle < /proc/uptime
-    echo "DROVER-GUEST uptime=$up boot_id=$BOOT_ID"
-    sleep 2
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    setsid cttyhack sh -c 'f=/run/console-shell.fifo; rm -f $f; mkfifo $f || exit 1
+        dd if=/dev/tty of=$f bs=4096 2>/dev/null & exec sh -l -i +m < $f' </dev/null
+    sleep 1
 done
 INIT
     chmod 755 "$IR/init"
