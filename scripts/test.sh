@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# THE test command of Drover: builds the engine, runs the Rust tests and lints, builds and boots
-# the tiny test guest (guest/), then the XenAPI interop suite (the real XenAPI Python client
-# against `drover serve --host-driver sim`).
+# THE test command of Drover: builds the engine and the tiny test guest (guest/), runs the Rust
+# tests (the agent's boot real QEMU guests) and lints, boots the guest by hand as a check, then the
+# XenAPI interop suite (the real XenAPI Python client against `drover serve`, simulated and QEMU).
 #
 #   scripts/test.sh              everything
 #   scripts/test.sh -k events    extra arguments go to pytest
@@ -18,7 +18,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 say() { printf '\n==> %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------------- system deps
-APT_PKGS=(python3 python3-venv python3-pip build-essential pkg-config ca-certificates curl)
+APT_PKGS=(python3 python3-venv python3-pip build-essential pkg-config ca-certificates curl qemu-system-x86 qemu-utils)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -52,9 +52,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"
     python3 -m venv "$VENV" || { echo "error: python3 -m venv failed" >&2; exit 1; }
 fi
-if ! "$VENV/bin/python" -c 'import XenAPI, pytest, requests' >/dev/null 2>&1; then
-    say "pip install XenAPI pytest requests"
-    "$VENV/bin/pip" install -q --disable-pip-version-check XenAPI pytest requests || {
+if ! "$VENV/bin/python" -c 'import XenAPI, pytest, requests, websocket' >/dev/null 2>&1; then
+    say "pip install XenAPI pytest requests websocket-client"
+    "$VENV/bin/pip" install -q --disable-pip-version-check XenAPI pytest requests websocket-client || {
         echo "error: pip install failed" >&2
         exit 1
     }
@@ -89,6 +89,8 @@ if ! step build cargo build --release; then
     summary
     exit 1
 fi
+# The tiny guest is needed by the agent's tests and the interop suite's real-guest tests.
+step guest-build guest/build-tiny-guest.sh "$ROOT/guest/out"
 step cargo-test cargo test --workspace
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step fmt cargo fmt --all -- --check

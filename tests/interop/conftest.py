@@ -50,8 +50,10 @@ class EngineStartError(RuntimeError):
 class Engine:
     """One `drover serve` process with its own data dir on a loopback port."""
 
-    def __init__(self, binary: pathlib.Path, data_dir: pathlib.Path, extra_args=(), password=None):
+    def __init__(self, binary: pathlib.Path, data_dir: pathlib.Path, extra_args=(), password=None,
+                 driver="sim"):
         self.binary = pathlib.Path(binary)
+        self.driver = driver
         self.data_dir = pathlib.Path(data_dir)
         self.extra_args = list(extra_args)
         self.password = password or ("pw-" + secrets.token_hex(8))
@@ -99,7 +101,7 @@ class Engine:
             str(self.binary), "serve",
             "--data-dir", str(self.data_dir),
             "--listen", f"127.0.0.1:{self.port}",
-            "--host-driver", "sim",
+            "--host-driver", self.driver,
             *self.extra_args,
         ]
         log = open(self.log_path, "ab")
@@ -210,9 +212,9 @@ def _engines_root(tmp_path_factory):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _make_engine(drover_bin, root, extra_args):
+def _make_engine(drover_bin, root, extra_args, driver="sim"):
     data = pathlib.Path(tempfile.mkdtemp(prefix="drover-", dir=root)) / "data"
-    eng = Engine(drover_bin, data, extra_args)
+    eng = Engine(drover_bin, data, extra_args, driver=driver)
     _active_engines.append(eng)
     try:
         eng.start()

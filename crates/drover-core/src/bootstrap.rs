@@ -8,11 +8,35 @@ use drover_model::Value;
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::auth::{hash_password, Account, SUPERUSER_ROLE};
+use crate::db::Obj;
 use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
+use crate::sr::pbd_location;
+use crate::txn::Txn;
+use crate::vm::run_on;
 
 /// Provisioning spec of the blank install template: one 8 GiB bootable disk on the default SR.
 const INSTALL_DISKS: &str = r#"<provision><disk device="0" size="8589934592" sr="" bootable="true" type="system"/></provision>"#;
+
+/// Storage drivers of every host: type and name of their SM records.
+const STORAGE_TYPES: &[(&str, &str)] = &[
+    ("local", "Local directory SR"),
+    ("shared", "Shared directory SR"),
+    ("iso", "ISO library"),
+];
+
+fn create_sm(t: &mut Txn, kind: &str, name: &str) -> Result<()> {
+    t.create(
+        "SM",
+        vec![
+            ("name_label", Value::str(name)),
+            ("type", Value::str(kind)),
+            ("vendor", Value::str("Drover")),
+            ("version", Value::str(env!("CARGO_PKG_VERSION"))),
+        ],
+    )?;
+    Ok(())
+}
 
 /// Creates the pool, the local host and its storage, network and templates, and the superuser.
 pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&str>) -> Result<()> {
@@ -74,16 +98,8 @@ pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&st
                 ],
             )?;
         }
-        for (kind, name) in [("local", "Local directory SR"), ("iso", "ISO library")] {
-            t.create(
-                "SM",
-                vec![
-                    ("name_label", Value::str(name)),
-                    ("type", Value::str(kind)),
-                    ("vendor", Value::str("Drover")),
-                    ("version", Value::str(env!("CARGO_PKG_VERSION"))),
-                ],
-            )?;
+        for (kind, name) in STORAGE_TYPES {
+            create_sm(t, kind, name)?;
         }
         let sr = t.create(
             "SR",
@@ -220,30 +236,37 @@ fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
     f.sync_all().map_err(io)
 }
 
-/// After a start: attach storage, clear operations that died with the last process, fail tasks
-/// that were running, and bring every VM's power state in line with what the host runs.
+/// After a start: add storage drivers that are new since the installation, attach the plugged
+/// storage (unplugging what cannot be attached), clear operations that died with the last
+/// process, fail tasks that were running, and bring every VM's power state (and consoles) in
+/// line with what the host runs.
 pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
     let host = engine.this_host();
-    let srs: Vec<(String, String)> = engine.read(|db| {
+    engine.write(|t| {
+        for (kind, name) in STORAGE_TYPES {
+            if !t.db().all("SM").any(|sm| sm.str("type") == *kind) {
+                create_sm(t, kind, name)?;
+            }
+        }
+        Ok(())
+    })?;
+    let pbds: Vec<(String, String, String)> = engine.read(|db| {
         db.all("PBD")
-            .filter(|p| p.str("host") == &*host)
-            .map(|p| {
-                (
-                    p.str("SR").to_string(),
-                    p.get("device_config")
-                        .map_get("path")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("")
-                        .to_string(),
-                )
-            })
+            .filter(|p| p.str("host") == &*host && p.bool("currently_attached"))
+            .map(|p| (p.r.to_string(), p.str("SR").to_string(), pbd_location(p)))
             .collect()
     });
-    for (sr, location) in &srs {
-        engine.host.sr_attach(sr, location).await?;
-        engine.refresh_sr(sr).await;
+    for (pbd, sr, location) in &pbds {
+        match engine.host.sr_attach(sr, location).await {
+            Ok(_) => engine.refresh_sr(sr).await,
+            Err(e) => {
+                tracing::warn!(sr, error = %e, "cannot attach a storage repository: unplugging it");
+                engine.write(|t| t.set("PBD", pbd, "currently_attached", Value::Bool(false)))?;
+            }
+        }
     }
     let present = engine.host.guests().await;
+    let base = engine.console_base.clone();
     engine.write(|t| {
         let busy: Vec<(String, String)> = t
             .db()
@@ -281,36 +304,33 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
                 ]),
             )?;
         }
-        let vms: Vec<(String, String, String)> = t
+        let vms: Vec<Obj> = t
             .db()
             .all("VM")
             .filter(|v| !v.bool("is_a_template"))
-            .map(|v| {
-                (
-                    v.r.to_string(),
-                    v.uuid().to_string(),
-                    v.str("power_state").to_string(),
-                )
-            })
+            .map(|v| (**v).clone())
             .collect();
-        for (vm, uuid, state) in vms {
-            let actual = present.iter().find(|(u, _)| *u == uuid).map(|(_, s)| *s);
-            match (state.as_str(), actual) {
+        for v in vms {
+            let (vm, state) = (&*v.r, v.str("power_state"));
+            let actual = present.iter().find(|(u, _)| u == v.uuid()).map(|(_, s)| *s);
+            let live = match actual {
+                Some(GuestState::Running) => Some("Running"),
+                Some(GuestState::Paused) => Some("Paused"),
+                _ => None,
+            };
+            match (state, live) {
                 ("Running" | "Paused", None) => {
                     tracing::warn!(vm, "guest is gone from its host: marking the VM halted");
-                    crate::vm::halt(t, &vm)?;
+                    crate::vm::halt(t, vm)?;
                 }
-                (_, Some(GuestState::Running)) if state != "Running" => {
-                    t.set("VM", &vm, "power_state", Value::str("Running"))?;
-                    t.set("VM", &vm, "resident_on", Value::str(&*host))?;
+                (_, Some(running)) if state != running => {
+                    let (vcpus, memory) = (v.int("VCPUs_at_startup"), v.int("memory_dynamic_max"));
+                    run_on(t, vm, &host, running, vcpus, memory, &base)?;
                 }
-                (_, Some(GuestState::Paused)) if state != "Paused" => {
-                    t.set("VM", &vm, "power_state", Value::str("Paused"))?;
-                    t.set("VM", &vm, "resident_on", Value::str(&*host))?;
-                }
+                (_, Some(_)) => crate::console::ensure_consoles(t, vm, &base)?,
                 _ => {}
             }
-            crate::vm::refresh_allowed(t, &vm)?;
+            crate::vm::refresh_allowed(t, vm)?;
         }
         Ok(())
     })

@@ -1,12 +1,14 @@
 //! VM clone, copy, snapshot, revert and provision: multi-step operations with rollback.
 
+use drover_host::ImageFormat;
 use drover_model::{Value, NULL_REF};
 
 use crate::db::{Obj, Ref};
 use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
 use crate::ops::Ctx;
-use crate::txn::{new_ref, Txn};
+use crate::storage::{image_location, NewImage};
+use crate::txn::Txn;
 
 /// How disks are duplicated.
 #[derive(Debug, Clone)]
@@ -18,9 +20,6 @@ pub enum Mode {
     /// Thin clones kept as a snapshot of the VM.
     Snapshot,
 }
-
-/// A disk image made for a duplicate: image id, SR, virtual size, physical utilisation.
-type MadeDisk = (String, String, i64, i64);
 
 /// Fields that a duplicate does not take from its source.
 const FRESH: &[&str] = &[
@@ -75,7 +74,6 @@ impl Engine {
                 return Err(e);
             }
         };
-        let created: Vec<String> = made.iter().map(|(_, d)| d.0.clone()).collect();
         let committed = self.write(|t| {
             t.update("VM", vm, "current_operations", |m| {
                 m.map_remove(&Value::str(&*ctx.task))
@@ -88,8 +86,8 @@ impl Engine {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.end(ctx, vm, |_| Ok(()))?;
-                for (image, sr) in created.iter().zip(made.iter().map(|(_, d)| d.1.clone())) {
-                    let _ = self.host.image_destroy(&sr, image).await;
+                for (_, image) in &made {
+                    self.discard_image(image).await;
                 }
                 Err(e)
             }
@@ -97,13 +95,13 @@ impl Engine {
     }
 
     /// Duplicates every disk of the VM on the host; on failure or cancellation, removes the
-    /// images already made. Returns, per source VBD, the new image id and its SR and figures.
+    /// images already made. Returns, per source VBD, the new image.
     async fn duplicate_disks(
         &self,
         ctx: &Ctx<'_>,
         vm: &Obj,
         mode: &Mode,
-    ) -> Result<Vec<(Ref, MadeDisk)>> {
+    ) -> Result<Vec<(Ref, NewImage)>> {
         let disks: Vec<(Ref, Obj)> = self.read(|db| {
             vm.refs("VBDs")
                 .into_iter()
@@ -116,41 +114,26 @@ impl Engine {
                 })
                 .collect()
         });
-        let mut made: Vec<(Ref, MadeDisk)> = Vec::new();
+        let mut made: Vec<(Ref, NewImage)> = Vec::new();
         let total = disks.len().max(1) as f64;
         for (i, (vbd, vdi)) in disks.iter().enumerate() {
             let step = async {
                 ctx.checkpoint()?;
-                let src_sr = vdi.str("SR").to_string();
-                let image = new_ref().to_string();
-                let (sr, info) = match mode {
-                    Mode::Copy(target) => {
-                        let sr = if target.is_empty() || target == NULL_REF {
-                            src_sr.clone()
-                        } else {
-                            target.clone()
-                        };
-                        let info = self.host.image_copy(&src_sr, &vdi.r, &sr, &image).await;
-                        (sr, info)
-                    }
-                    _ => (
-                        src_sr.clone(),
-                        self.host.image_clone(&src_sr, &vdi.r, &image).await,
-                    ),
+                let to = match mode {
+                    Mode::Copy(target) => Some(if target.is_empty() || target == NULL_REF {
+                        vdi.str("SR")
+                    } else {
+                        target.as_str()
+                    }),
+                    _ => None,
                 };
-                let info = info.map_err(CoreError::from)?;
-                Ok::<_, CoreError>((
-                    image,
-                    sr,
-                    info.virtual_size as i64,
-                    info.physical_utilisation as i64,
-                ))
+                self.copy_image(vdi, to).await
             };
             match step.await {
-                Ok(d) => made.push((vbd.clone(), d)),
+                Ok(image) => made.push((vbd.clone(), image)),
                 Err(e) => {
-                    for (_, (image, sr, ..)) in &made {
-                        let _ = self.host.image_destroy(sr, image).await;
+                    for (_, image) in &made {
+                        self.discard_image(image).await;
                     }
                     return Err(e);
                 }
@@ -176,7 +159,7 @@ impl Engine {
         }
         // Clone each of the snapshot's disks, then swap them in for the VM's disks by device.
         let clones = self.duplicate_disks(ctx, &snap, &Mode::Clone).await?;
-        let by_device: Vec<(String, MadeDisk)> = self.read(|db| {
+        let by_device: Vec<(String, NewImage)> = self.read(|db| {
             clones
                 .iter()
                 .filter_map(|(vbd, d)| {
@@ -190,21 +173,20 @@ impl Engine {
             let target = t.must("VM", &vm)?.clone();
             for vbd in target.refs("VBDs") {
                 let v = t.must("VBD", &vbd)?.clone();
-                let Some((_, (image, sr, vsize, phys))) =
-                    by_device.iter().find(|(d, _)| *d == v.str("userdevice"))
+                let Some((_, image)) = by_device.iter().find(|(d, _)| *d == v.str("userdevice"))
                 else {
                     continue;
                 };
                 let old = v.str("VDI").to_string();
                 let base = t.get("VDI", &old).cloned();
-                let new = new_vdi_record(t, image, sr, base.as_ref(), *vsize, *phys)?;
+                let new = new_vdi_record(t, image, base.as_ref())?;
                 t.set("VBD", &vbd, "VDI", Value::str(&*new))?;
                 // The disk the VM had goes once nothing else uses it.
                 if let Some(b) = base.filter(|_| {
                     t.get("VDI", &old)
                         .is_some_and(|v| v.refs("VBDs").is_empty())
                 }) {
-                    old_images.push((old.clone(), b.str("SR").to_string()));
+                    old_images.push((image_location(&b), b.str("SR").to_string()));
                     t.destroy("VDI", &old)?;
                 }
             }
@@ -224,15 +206,15 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
-                for (_, (image, sr, ..)) in by_device {
-                    let _ = self.host.image_destroy(&sr, &image).await;
+                for (_, image) in &by_device {
+                    self.discard_image(image).await;
                 }
                 Err(CoreError::Internal(format!("revert failed: {e}")))
             }
         }
     }
 
-    pub(crate) async fn provision(&self, ctx: &Ctx<'_>, vm: &str) -> Result<()> {
+    pub(crate) async fn provision(&self, vm: &str) -> Result<()> {
         let obj = self.get("VM", vm)?;
         if !obj.bool("is_a_template") {
             return Err(CoreError::ProvisionOnlyOnTemplate);
@@ -260,11 +242,11 @@ impl Engine {
             };
             match self
                 .new_vdi(
-                    ctx,
                     &sr,
                     &format!("{} {}", obj.str("name_label"), d.device),
                     d.size,
                     "system",
+                    ImageFormat::Qcow2,
                 )
                 .await
             {
@@ -357,21 +339,9 @@ fn parse_provision(spec: &str) -> Result<Vec<ProvisionDisk>> {
 }
 
 /// Writes a VDI record for a new image, inheriting names and flags from `base`.
-fn new_vdi_record(
-    t: &mut Txn,
-    image: &str,
-    sr: &str,
-    base: Option<&Obj>,
-    vsize: i64,
-    phys: i64,
-) -> Result<Ref> {
-    let r: Ref = image.into();
-    let mut fields = vec![
-        ("SR", Value::str(sr)),
-        ("virtual_size", Value::Int(vsize)),
-        ("physical_utilisation", Value::Int(phys)),
-        ("type", Value::str("user")),
-    ];
+fn new_vdi_record(t: &mut Txn, image: &NewImage, base: Option<&Obj>) -> Result<Ref> {
+    let mut fields = image.fields();
+    fields.push(("type", Value::str("user")));
     if let Some(b) = base {
         for f in [
             "name_label",
@@ -384,8 +354,7 @@ fn new_vdi_record(
             fields.push((f, b.get(f).clone()));
         }
     }
-    t.create_with_ref("VDI", r.clone(), fields)?;
-    Ok(r)
+    t.create("VDI", fields)
 }
 
 fn build_vm(
@@ -393,7 +362,7 @@ fn build_vm(
     source: &Obj,
     name: &str,
     mode: &Mode,
-    made: &[(Ref, MadeDisk)],
+    made: &[(Ref, NewImage)],
 ) -> Result<Ref> {
     let mut fields: Vec<(&str, Value)> = source
         .class
@@ -422,9 +391,9 @@ fn build_vm(
             continue;
         };
         let vdi = match made.iter().find(|(s, _)| *s == vbd) {
-            Some((_, (image, sr, vsize, phys))) => {
+            Some((_, image)) => {
                 let base = t.get("VDI", v.str("VDI")).cloned();
-                let r = new_vdi_record(t, image, sr, base.as_ref(), *vsize, *phys)?;
+                let r = new_vdi_record(t, image, base.as_ref())?;
                 if let Mode::Snapshot = mode {
                     t.set("VDI", &r, "is_a_snapshot", Value::Bool(true))?;
                     t.set("VDI", &r, "snapshot_of", Value::str(v.str("VDI")))?;

@@ -31,6 +31,11 @@ pub struct EngineConfig {
     /// Password of the built-in superuser on first start; random (and written to
     /// `DIR/admin-password`) when absent.
     pub admin_password: Option<String>,
+    /// Base URL of the HTTP server that serves guest consoles (`http://host:port`); consoles'
+    /// `location` starts with it. Empty means `http://127.0.0.1`.
+    pub console_base: String,
+    /// Directory of the tiny test guest to offer as the template `Tiny Linux`, if any.
+    pub tiny_guest: Option<PathBuf>,
 }
 
 /// The domain core. Every API facade holds an `Arc<Engine>` and enters through
@@ -45,6 +50,7 @@ pub struct Engine {
     pub(crate) accounts: RwLock<HashMap<String, Account>>,
     pub(crate) cancels: Mutex<HashMap<Ref, CancellationToken>>,
     pub(crate) data_dir: PathBuf,
+    pub(crate) console_base: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -115,11 +121,18 @@ impl Engine {
             accounts: RwLock::new(accounts),
             cancels: Mutex::new(HashMap::new()),
             data_dir: config.data_dir.clone(),
+            console_base: match config.console_base.trim_end_matches('/') {
+                "" => "http://127.0.0.1".to_string(),
+                base => base.to_string(),
+            },
         });
         if engine.read(|db| db.all("pool").next().is_none()) {
             crate::bootstrap::first_start(&engine, config.admin_password.as_deref()).await?;
         }
         crate::bootstrap::recover(&engine).await?;
+        if let Some(dir) = &config.tiny_guest {
+            engine.register_tiny_guest(dir)?;
+        }
         crate::monitor::spawn(&engine);
         Ok(engine)
     }

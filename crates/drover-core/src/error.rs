@@ -111,6 +111,71 @@ pub enum CoreError {
         /// Operation refused.
         op: String,
     },
+    /// The storage behind a VDI has no image at its location.
+    #[error("no image {location} in SR {sr}")]
+    VdiLocationMissing {
+        /// SR reference (empty when unknown).
+        sr: String,
+        /// The image's location.
+        location: String,
+    },
+    /// A disk image's contents are unusable.
+    #[error("VDI {vdi} is unusable: {reason}")]
+    BadImage {
+        /// VDI reference, or the image's location when no VDI has it.
+        vdi: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An upload could not be imported into a VDI.
+    #[error("import failed: {0}")]
+    ImportFailed(String),
+    /// The SR is not attached to this host.
+    #[error("SR {0} is not attached")]
+    SrNotAttached(String),
+    /// The host could not reach an SR's storage.
+    #[error("SR {sr} is unavailable: {reason}")]
+    SrBackendFailure {
+        /// SR reference.
+        sr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No storage driver of this type.
+    #[error("unknown SR type {0}")]
+    SrUnknownDriver(String),
+    /// The SR still holds VDIs.
+    #[error("the SR is not empty")]
+    SrNotEmpty,
+    /// An SR with this uuid exists already.
+    #[error("an SR with uuid {0} exists")]
+    SrUuidExists(String),
+    /// A file a guest needs to boot is missing.
+    #[error("{what} {path} does not exist or cannot be read")]
+    MissingFile {
+        /// Which file (`kernel`, `ramdisk`).
+        what: String,
+        /// Its path.
+        path: String,
+    },
+    /// The VBD is plugged already.
+    #[error("VBD {0} is already attached")]
+    DeviceAlreadyAttached(String),
+    /// The VBD is not plugged.
+    #[error("VBD {0} is not attached")]
+    DeviceAlreadyDetached(String),
+    /// The VBD may not be unplugged while its VM runs.
+    #[error("VBD {0} is not unpluggable")]
+    VbdNotUnpluggable(String),
+    /// The CD drive holds media already.
+    #[error("VBD {0} is not empty")]
+    VbdNotEmpty(String),
+    /// The CD drive is empty.
+    #[error("VBD {0} is empty")]
+    VbdIsEmpty(String),
+    /// Only CD drives take and give up media.
+    #[error("VBD {0} has no removable media")]
+    VbdNotRemovableMedia(String),
     /// The SR is full.
     #[error("SR full: {requested} bytes requested, {maximum} maximum")]
     SrFull {
@@ -213,6 +278,21 @@ impl From<HostError> for CoreError {
                 requested,
                 maximum: available,
             },
+            HostError::ImageInUse(image) => CoreError::VdiInUse {
+                vdi: image,
+                op: String::new(),
+            },
+            HostError::NoSuchImage(location) => CoreError::VdiLocationMissing {
+                sr: String::new(),
+                location,
+            },
+            HostError::BadImage { image, reason } => CoreError::BadImage { vdi: image, reason },
+            HostError::SrUnavailable { sr, reason } => CoreError::SrBackendFailure { sr, reason },
+            HostError::MissingFile { what, path } => CoreError::MissingFile {
+                what: what.into(),
+                path,
+            },
+            HostError::Unsupported(why) => CoreError::OperationNotAllowed(why),
             other => CoreError::Host(other),
         }
     }

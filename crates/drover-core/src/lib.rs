@@ -9,6 +9,7 @@
 mod auth;
 mod bootstrap;
 mod clone;
+mod console;
 pub mod db;
 mod engine;
 mod error;
@@ -18,8 +19,10 @@ mod monitor;
 mod objects;
 mod ops;
 mod relations;
+mod sr;
 mod storage;
 mod tasks;
+mod templates;
 pub mod txn;
 mod vm;
 
@@ -31,5 +34,6 @@ pub use events::{Event, EventBatch};
 pub use host::HostAction;
 pub use objects::{random_mac, valid_mac};
 pub use ops::{Ctx, Op, Reply, TaskRender};
-pub use storage::{SrAction, VbdAction, VdiAction};
+pub use sr::{PbdAction, SrAction, SrSpec};
+pub use storage::{VbdAction, VdiAction};
 pub use vm::VmAction;

@@ -1,12 +1,17 @@
-//! Background work: following guest events and refreshing metrics from the host.
+//! Background work: following guest events and refreshing metrics (host, VM, VBD and guest
+//! agent figures) from the host.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_host::GuestEvent;
+use drover_host::{GuestEvent, GuestMetrics};
 use drover_model::Value;
 
+use crate::db::Ref;
 use crate::engine::{now, Engine};
+use crate::error::Result;
+use crate::txn::Txn;
 
 /// How often metrics are refreshed.
 const METRICS_PERIOD: Duration = Duration::from_secs(5);
@@ -60,23 +65,30 @@ impl Engine {
     async fn refresh_metrics(&self) {
         let host = self.this_host();
         let hm = self.host.metrics().await;
-        let running: Vec<(String, String, String)> = self.read(|db| {
+        let running: Vec<(String, String)> = self.read(|db| {
             db.all("VM")
                 .filter(|v| v.str("resident_on") == &*host)
-                .map(|v| {
-                    (
-                        v.r.to_string(),
-                        v.uuid().to_string(),
-                        v.str("metrics").to_string(),
-                    )
-                })
+                .map(|v| (v.r.to_string(), v.uuid().to_string()))
                 .collect()
         });
         let mut figures = Vec::new();
-        for (vm, uuid, metrics) in running {
+        for (vm, uuid) in running {
             if let Ok(m) = self.host.guest_metrics(&uuid).await {
-                figures.push((vm, metrics, m));
+                figures.push((vm, m));
             }
+        }
+        let made = self.write(|t| {
+            for (vm, m) in &figures {
+                if t.get("VM", vm)
+                    .is_some_and(|v| v.str("resident_on") == &*host)
+                {
+                    add_metrics_records(t, vm, m)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = made {
+            tracing::warn!(error = %e, "could not record new guest metrics");
         }
         let _ = self.write_volatile(|t| {
             let hmr = t.must("host", &host)?.str("metrics").to_string();
@@ -103,37 +115,194 @@ impl Engine {
                     Value::Float(hm.cpu_utilisation),
                 )?;
             }
-            for (_, metrics, m) in &figures {
-                if t.get("VM_metrics", metrics).is_none() {
-                    continue;
+            for (vm, m) in &figures {
+                if t.get("VM", vm)
+                    .is_some_and(|v| v.str("resident_on") == &*host)
+                {
+                    record_guest(t, vm, m)?;
                 }
-                t.set(
-                    "VM_metrics",
-                    metrics,
-                    "memory_actual",
-                    Value::Int(m.memory_actual as i64),
-                )?;
-                t.set(
-                    "VM_metrics",
-                    metrics,
-                    "VCPUs_number",
-                    Value::Int(m.vcpus as i64),
-                )?;
-                let util = m
-                    .vcpu_utilisation
-                    .iter()
-                    .enumerate()
-                    .map(|(i, u)| (Value::Int(i as i64), Value::Float(*u)))
-                    .collect();
-                t.set("VM_metrics", metrics, "VCPUs_utilisation", Value::Map(util))?;
-                t.set(
-                    "VM_metrics",
-                    metrics,
-                    "last_updated",
-                    Value::DateTime(now()),
-                )?;
             }
             Ok(())
         });
+    }
+}
+
+/// The VBDs of a running VM, by device position, whose figures the host reports.
+fn reported_vbds(t: &Txn, vm: &str, m: &GuestMetrics) -> Result<Vec<(Ref, usize)>> {
+    Ok(t.must("VM", vm)?
+        .refs("VBDs")
+        .into_iter()
+        .filter_map(|vbd| {
+            let device = t.get("VBD", &vbd)?.str("userdevice");
+            let i = m.disks.iter().position(|d| d.device == device)?;
+            Some((vbd, i))
+        })
+        .collect())
+}
+
+/// Creates the metrics records a guest's figures need: VBD metrics of its reported disks, and
+/// guest metrics on its agent's first report.
+fn add_metrics_records(t: &mut Txn, vm: &str, m: &GuestMetrics) -> Result<()> {
+    for (vbd, _) in reported_vbds(t, vm, m)? {
+        if t.get("VBD_metrics", t.must("VBD", &vbd)?.str("metrics"))
+            .is_none()
+        {
+            let metrics = t.create("VBD_metrics", vec![])?;
+            t.set("VBD", &vbd, "metrics", Value::str(&*metrics))?;
+        }
+    }
+    let guest = t.must("VM", vm)?.str("guest_metrics");
+    if m.agent.is_some() && t.get("VM_guest_metrics", guest).is_none() {
+        let guest = t.create("VM_guest_metrics", vec![])?;
+        t.set("VM", vm, "guest_metrics", Value::str(&*guest))?;
+    }
+    Ok(())
+}
+
+/// Writes a guest's figures into its VM, VBD and guest metrics.
+fn record_guest(t: &mut Txn, vm: &str, m: &GuestMetrics) -> Result<()> {
+    let record = t.must("VM", vm)?.clone();
+    let metrics = record.str("metrics");
+    if t.get("VM_metrics", metrics).is_some() {
+        let util = m
+            .vcpu_utilisation
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (Value::Int(i as i64), Value::Float(*u)))
+            .collect();
+        for (field, v) in [
+            ("memory_actual", Value::Int(m.memory_actual as i64)),
+            ("VCPUs_number", Value::Int(m.vcpus as i64)),
+            ("VCPUs_utilisation", Value::Map(util)),
+            ("last_updated", Value::DateTime(now())),
+        ] {
+            t.set("VM_metrics", metrics, field, v)?;
+        }
+    }
+    for (vbd, i) in reported_vbds(t, vm, m)? {
+        let metrics = t.must("VBD", &vbd)?.str("metrics").to_string();
+        if t.get("VBD_metrics", &metrics).is_some() {
+            for (field, v) in [
+                ("io_read_kbs", Value::Float(m.disks[i].read_kbs)),
+                ("io_write_kbs", Value::Float(m.disks[i].write_kbs)),
+                ("last_updated", Value::DateTime(now())),
+            ] {
+                t.set("VBD_metrics", &metrics, field, v)?;
+            }
+        }
+    }
+    let guest = record.str("guest_metrics");
+    if let (Some(agent), true) = (&m.agent, t.get("VM_guest_metrics", guest).is_some()) {
+        let map = |m: &BTreeMap<String, String>| Value::string_map(m.clone());
+        for (field, v) in [
+            ("os_version", map(&agent.os_version)),
+            ("memory", map(&agent.memory)),
+            ("networks", map(&agent.networks)),
+            ("disks", map(&agent.disks)),
+            ("other", map(&agent.other)),
+            ("live", Value::Bool(true)),
+            ("last_updated", Value::DateTime(now())),
+        ] {
+            t.set("VM_guest_metrics", guest, field, v)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use drover_host::{AgentReport, DiskIo};
+
+    use super::*;
+    use crate::db::Db;
+
+    fn apply(db: &mut Db, f: impl FnOnce(&mut Txn) -> Result<()>) {
+        let changes = {
+            let mut t = Txn::new(db);
+            f(&mut t).unwrap();
+            t.into_changes()
+        };
+        for ((class, r), obj) in changes {
+            match obj {
+                Some(o) => db.upsert(o),
+                None => db.remove(&class, &r),
+            }
+        }
+    }
+
+    #[test]
+    fn guest_figures_reach_vbd_and_guest_metrics() {
+        let mut db = Db::default();
+        let vm: Ref = "OpaqueRef:vm".into();
+        let vbd: Ref = "OpaqueRef:vbd".into();
+        apply(&mut db, |t| {
+            let metrics = t.create("VM_metrics", vec![])?;
+            t.create_with_ref(
+                "VM",
+                vm.clone(),
+                vec![
+                    ("power_state", Value::str("Running")),
+                    ("metrics", Value::str(&*metrics)),
+                ],
+            )?;
+            t.create_with_ref(
+                "VBD",
+                vbd.clone(),
+                vec![("VM", Value::str(&*vm)), ("userdevice", Value::str("0"))],
+            )?;
+            Ok(())
+        });
+        let figures = GuestMetrics {
+            memory_actual: 1 << 30,
+            vcpus: 2,
+            vcpu_utilisation: vec![0.5, 0.25],
+            disks: vec![
+                DiskIo {
+                    device: "0".into(),
+                    read_kbs: 1.5,
+                    write_kbs: 2.5,
+                },
+                DiskIo {
+                    device: "9".into(),
+                    read_kbs: 1.0,
+                    write_kbs: 1.0,
+                },
+            ],
+            agent: Some(AgentReport {
+                os_version: [("name".to_string(), "Debian".to_string())].into(),
+                networks: [("0/ip".to_string(), "10.0.0.2".to_string())].into(),
+                ..AgentReport::default()
+            }),
+        };
+        apply(&mut db, |t| add_metrics_records(t, &vm, &figures));
+        apply(&mut db, |t| record_guest(t, &vm, &figures));
+        let get = |class: &str, r: &str| db.get(class, r).unwrap().clone();
+        let vm_metrics = get("VM_metrics", get("VM", &vm).str("metrics"));
+        assert_eq!(vm_metrics.int("memory_actual"), 1 << 30);
+        assert_eq!(vm_metrics.int("VCPUs_number"), 2);
+        let io = get("VBD_metrics", get("VBD", &vbd).str("metrics"));
+        assert_eq!(io.get("io_read_kbs"), &Value::Float(1.5));
+        assert_eq!(io.get("io_write_kbs"), &Value::Float(2.5));
+        let guest = get("VM_guest_metrics", get("VM", &vm).str("guest_metrics"));
+        assert!(guest.bool("live"));
+        assert_eq!(
+            guest
+                .get("os_version")
+                .map_get("name")
+                .and_then(|v| v.as_str()),
+            Some("Debian")
+        );
+        assert_eq!(
+            guest
+                .get("networks")
+                .map_get("0/ip")
+                .and_then(|v| v.as_str()),
+            Some("10.0.0.2")
+        );
+        assert_eq!(
+            db.all("VBD_metrics").count(),
+            1,
+            "unknown devices are ignored"
+        );
     }
 }

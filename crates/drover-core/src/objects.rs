@@ -1,5 +1,6 @@
 //! Creating and destroying objects through their constructors, with each class's own rules.
 
+use drover_host::ImageFormat;
 use drover_model::{Qualifier, Schema, Value, NULL_REF};
 use rand::Rng;
 
@@ -88,7 +89,6 @@ impl Engine {
 
     pub(crate) async fn create_object(
         &self,
-        ctx: &Ctx<'_>,
         class: &str,
         fields: Vec<(String, Value)>,
     ) -> Result<Ref> {
@@ -131,7 +131,9 @@ impl Engine {
                 let kind = get("type")
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_else(|| "user".into());
-                let vdi = self.new_vdi(ctx, &sr, &name, size, &kind).await?;
+                let vdi = self
+                    .new_vdi(&sr, &name, size, &kind, ImageFormat::Qcow2)
+                    .await?;
                 let rest: Vec<(String, Value)> = values
                     .into_iter()
                     .filter(|(n, _)| {
@@ -241,6 +243,15 @@ impl Engine {
                 .await
                 .map(|_| ()),
             "VDI" => self.destroy_vdi(r).await,
+            "SR" => self.sr_forget(r, true).await,
+            "PBD" => {
+                if self.get(class, r)?.bool("currently_attached") {
+                    return Err(CoreError::OperationNotAllowed(format!(
+                        "PBD {r} is plugged; unplug it first"
+                    )));
+                }
+                self.write(|t| t.destroy(class, r))
+            }
             "VLAN" => self.write(|t| {
                 let untagged = t.must("VLAN", r)?.str("untagged_PIF").to_string();
                 if t.get("PIF", &untagged).is_some() {

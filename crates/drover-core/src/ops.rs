@@ -11,7 +11,8 @@ use crate::db::{Obj, Ref};
 use crate::engine::Engine;
 use crate::error::{CoreError, Result};
 use crate::events::EventBatch;
-use crate::storage::{SrAction, VbdAction, VdiAction};
+use crate::sr::{PbdAction, SrAction};
+use crate::storage::{VbdAction, VdiAction};
 use crate::txn::new_ref;
 use crate::vm::VmAction;
 
@@ -173,6 +174,13 @@ pub enum Op {
         /// What to do.
         action: SrAction,
     },
+    /// A PBD operation.
+    Pbd {
+        /// The PBD.
+        pbd: String,
+        /// What to do.
+        action: PbdAction,
+    },
     /// Creates a task for work the client tracks itself.
     TaskCreate {
         /// Its name.
@@ -316,6 +324,7 @@ impl Op {
             Op::Vdi { action, .. } => ("VDI", action.message().into()),
             Op::Vbd { action, .. } => ("VBD", action.message().into()),
             Op::Sr { action, .. } => ("SR", action.message().into()),
+            Op::Pbd { action, .. } => ("PBD", action.message().into()),
             Op::TaskCreate { .. } => ("task", "create".into()),
             Op::TaskCancel { .. } => ("task", "cancel".into()),
             Op::EventFrom { .. } => ("event", "from".into()),
@@ -474,10 +483,9 @@ impl Engine {
                 self.write(|t| t.update(&class, &r, &field, |s| s.set_remove(&value)))?;
                 Ok(Reply::Void)
             }
-            Op::Create { class, fields } => self
-                .create_object(ctx, &class, fields)
-                .await
-                .map(Reply::Ref),
+            Op::Create { class, fields } => {
+                self.create_object(&class, fields).await.map(Reply::Ref)
+            }
             Op::VlanCreate { pif, tag, network } => {
                 self.vlan_create(&pif, tag, &network).map(Reply::Ref)
             }
@@ -490,6 +498,7 @@ impl Engine {
             Op::Vdi { vdi, action } => self.vdi_action(ctx, &vdi, action).await,
             Op::Vbd { vbd, action } => self.vbd_action(ctx, &vbd, action).await,
             Op::Sr { sr, action } => self.sr_action(ctx, &sr, action).await,
+            Op::Pbd { pbd, action } => self.pbd_action(&pbd, action).await,
             Op::TaskCreate { label, description } => {
                 let (task, _) = self.create_task(ctx.caller, &label)?;
                 self.write(|t| t.set("task", &task, "name_description", Value::str(description)))?;

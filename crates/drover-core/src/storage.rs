@@ -1,12 +1,14 @@
-//! Storage: SRs, VDIs (disk images on the host) and VBDs (a VM's view of a VDI).
+//! Storage: VDIs (disk images on the host) and VBDs (a VM's view of a VDI).
 
+use drover_host::{ByteSource, DiskSpec, HostError, ImageFormat, ImageInfo};
 use drover_model::{Value, NULL_REF};
 
-use crate::db::Ref;
-use crate::engine::Engine;
+use crate::auth::Caller;
+use crate::db::{Db, Obj, Ref};
+use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
 use crate::ops::{Ctx, Reply};
-use crate::txn::new_ref;
+use crate::txn::{new_uuid, Txn};
 
 /// A VDI operation.
 #[derive(Debug, Clone)]
@@ -67,34 +69,175 @@ impl VbdAction {
     }
 }
 
-/// An SR operation.
-#[derive(Debug, Clone)]
-pub enum SrAction {
-    /// Refresh sizes from the host.
-    Scan,
-    /// SR types the host supports.
-    GetSupportedTypes,
-}
-
-impl SrAction {
-    /// The datamodel message name.
-    pub fn message(&self) -> &'static str {
-        match self {
-            SrAction::Scan => "scan",
-            SrAction::GetSupportedTypes => "get_supported_types",
-        }
+/// Where a VDI's image is in its SR: its `location`, or its reference for records made before
+/// images had locations.
+pub(crate) fn image_location(vdi: &Obj) -> String {
+    match vdi.str("location") {
+        "" => vdi.r.to_string(),
+        location => location.to_string(),
     }
 }
 
+/// A disk image just made on the host, not yet recorded as a VDI.
+#[derive(Debug, Clone)]
+pub(crate) struct NewImage {
+    /// The SR it is on.
+    pub sr: String,
+    /// The uuid of the VDI it becomes (and the name it was made under).
+    pub uuid: String,
+    /// What the host says about it.
+    pub info: ImageInfo,
+}
+
+impl NewImage {
+    /// The fields of its VDI record that it decides.
+    pub fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("uuid", Value::str(&self.uuid)),
+            ("SR", Value::str(&self.sr)),
+            ("location", Value::str(&self.info.location)),
+            ("virtual_size", Value::Int(self.info.virtual_size as i64)),
+            (
+                "physical_utilisation",
+                Value::Int(self.info.physical_utilisation as i64),
+            ),
+            ("managed", Value::Bool(true)),
+        ]
+    }
+}
+
+/// How a VBD's disk is given to a host.
+pub(crate) fn disk_spec(db: &Db, vbd: &Obj) -> DiskSpec {
+    let vdi = if vbd.bool("empty") {
+        None
+    } else {
+        db.get("VDI", vbd.str("VDI"))
+    };
+    DiskSpec {
+        device: vbd.str("userdevice").to_string(),
+        sr: vdi.map(|v| v.str("SR").to_string()).unwrap_or_default(),
+        image: vdi.map(|v| image_location(v)).unwrap_or_default(),
+        read_only: vbd.str("mode") == "RO" || vdi.is_some_and(|v| v.bool("read_only")),
+        cdrom: vbd.str("type") == "CD",
+    }
+}
+
+/// Marks VBDs of `vm` attached, refusing (`VDI_IN_USE`) a writable, unshared disk that is
+/// attached elsewhere (to a VM that is not halted, or twice to this one): an image never has two
+/// writers.
+pub(crate) fn claim_disks(t: &mut Txn, vm: &str, vbds: &[Ref], op: &str) -> Result<()> {
+    for vbd in vbds {
+        let Some(v) = t.get("VBD", vbd) else {
+            continue;
+        };
+        if v.str("mode") == "RW" && !v.bool("empty") {
+            if let Some(vdi) = t.get("VDI", v.str("VDI")) {
+                let shared = vdi.bool("sharable") || vdi.bool("read_only");
+                let taken = vdi
+                    .refs("VBDs")
+                    .iter()
+                    .filter_map(|b| t.get("VBD", b))
+                    .any(|other| {
+                        other.r != *vbd
+                            && other.bool("currently_attached")
+                            && (other.str("VM") == vm
+                                || t.get("VM", other.str("VM"))
+                                    .is_some_and(|o| o.str("power_state") != "Halted"))
+                    });
+                if taken && !shared {
+                    return Err(CoreError::VdiInUse {
+                        vdi: vdi.r.to_string(),
+                        op: op.into(),
+                    });
+                }
+            }
+        }
+        t.set("VBD", vbd, "currently_attached", Value::Bool(true))?;
+    }
+    Ok(())
+}
+
+/// Marks VBDs detached.
+pub(crate) fn release_disks(t: &mut Txn, vbds: &[Ref]) -> Result<()> {
+    for vbd in vbds {
+        if t.get("VBD", vbd).is_some() {
+            t.set("VBD", vbd, "currently_attached", Value::Bool(false))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a VDI record whose image is gone: CD drives holding it become empty, disks that
+/// used it go.
+pub(crate) fn unlink_vdi(t: &mut Txn, vdi: &str) -> Result<()> {
+    for vbd in t.must("VDI", vdi)?.refs("VBDs") {
+        let Some(v) = t.get("VBD", &vbd).cloned() else {
+            continue;
+        };
+        if v.str("type") == "CD" {
+            t.set("VBD", &vbd, "VDI", Value::str(NULL_REF))?;
+            t.set("VBD", &vbd, "empty", Value::Bool(true))?;
+        } else {
+            if t.get("VBD_metrics", v.str("metrics")).is_some() {
+                t.destroy("VBD_metrics", v.str("metrics"))?;
+            }
+            t.destroy("VBD", &vbd)?;
+        }
+    }
+    t.destroy("VDI", vdi)
+}
+
 impl Engine {
+    /// A host failure in the terms of the objects involved: images become their VDIs; `op` is
+    /// the operation refused.
+    pub(crate) fn host_error(&self, e: HostError, op: &str) -> CoreError {
+        let vdi = |location: &str| {
+            self.read(|db| {
+                db.all("VDI")
+                    .find(|v| image_location(v) == location)
+                    .map(|v| (v.r.to_string(), v.str("SR").to_string()))
+            })
+        };
+        match e {
+            HostError::ImageInUse(image) => CoreError::VdiInUse {
+                vdi: vdi(&image).map_or(image, |(r, _)| r),
+                op: op.into(),
+            },
+            HostError::NoSuchImage(location) => CoreError::VdiLocationMissing {
+                sr: vdi(&location).map(|(_, sr)| sr).unwrap_or_default(),
+                location,
+            },
+            HostError::BadImage { image, reason } => CoreError::BadImage {
+                vdi: vdi(&image).map_or(image, |(r, _)| r),
+                reason,
+            },
+            e => e.into(),
+        }
+    }
+
+    /// Fails with `SR_NOT_ATTACHED` unless the SR is plugged into this host.
+    pub(crate) fn require_attached(&self, sr: &str) -> Result<()> {
+        let host = self.this_host();
+        let attached = self.read(|db| {
+            db.all("PBD").any(|p| {
+                p.str("SR") == sr && p.str("host") == &*host && p.bool("currently_attached")
+            })
+        });
+        if attached {
+            Ok(())
+        } else {
+            Err(CoreError::SrNotAttached(sr.into()))
+        }
+    }
+
     /// Creates a disk image on the host and its VDI record; nothing is left if either fails.
     pub(crate) async fn new_vdi(
         &self,
-        _ctx: &Ctx<'_>,
         sr: &str,
         name: &str,
         size: i64,
         kind: &str,
+        format: ImageFormat,
     ) -> Result<Ref> {
         self.get("SR", sr)?;
         if size < 0 {
@@ -103,34 +246,64 @@ impl Engine {
                 value: size.to_string(),
             });
         }
-        let r = new_ref();
+        self.require_attached(sr)?;
+        let uuid = new_uuid();
         let info = self
             .host
-            .image_create(sr, &r, size as u64)
+            .image_create(sr, &uuid, size as u64, format)
             .await
-            .map_err(CoreError::from)?;
+            .map_err(|e| self.host_error(e, "create"))?;
+        let image = NewImage {
+            sr: sr.into(),
+            uuid,
+            info,
+        };
         let made = self.write(|t| {
-            t.create_with_ref(
-                "VDI",
-                r.clone(),
-                vec![
-                    ("name_label", Value::str(name)),
-                    ("SR", Value::str(sr)),
-                    ("virtual_size", Value::Int(info.virtual_size as i64)),
-                    (
-                        "physical_utilisation",
-                        Value::Int(info.physical_utilisation as i64),
-                    ),
-                    ("type", Value::str(kind)),
-                ],
-            )
+            let mut fields = image.fields();
+            fields.extend([("name_label", Value::str(name)), ("type", Value::str(kind))]);
+            t.create("VDI", fields)
         });
-        if let Err(e) = made {
-            let _ = self.host.image_destroy(sr, &r).await;
-            return Err(e);
+        match made {
+            Ok(r) => {
+                self.refresh_sr(sr).await;
+                Ok(r)
+            }
+            Err(e) => {
+                self.discard_image(&image).await;
+                Err(e)
+            }
         }
-        self.refresh_sr(sr).await;
-        Ok(r)
+    }
+
+    /// Makes a new image from a VDI's: a thin clone on its SR, or a full copy onto `to`.
+    pub(crate) async fn copy_image(&self, vdi: &Obj, to: Option<&str>) -> Result<NewImage> {
+        let sr = vdi.str("SR");
+        let src = image_location(vdi);
+        let uuid = new_uuid();
+        let (target, op, info) = match to {
+            Some(to) => {
+                self.require_attached(to)?;
+                (to, "copy", self.host.image_copy(sr, &src, to, &uuid).await)
+            }
+            None => (sr, "clone", self.host.image_clone(sr, &src, &uuid).await),
+        };
+        let info = info.map_err(|e| self.host_error(e, op))?;
+        Ok(NewImage {
+            sr: target.into(),
+            uuid,
+            info,
+        })
+    }
+
+    /// Deletes an image that no record names.
+    pub(crate) async fn discard_image(&self, image: &NewImage) {
+        if let Err(e) = self
+            .host
+            .image_destroy(&image.sr, &image.info.location)
+            .await
+        {
+            tracing::warn!(image = %image.info.location, error = %e, "could not delete a disk image");
+        }
     }
 
     /// Deletes a VDI's image and record, whatever refers to it.
@@ -139,7 +312,7 @@ impl Engine {
             return;
         };
         let sr = obj.str("SR").to_string();
-        if let Err(e) = self.host.image_destroy(&sr, vdi).await {
+        if let Err(e) = self.host.image_destroy(&sr, &image_location(&obj)).await {
             tracing::warn!(vdi, error = %e, "could not delete a disk image");
         }
         let _ = self.write(|t| {
@@ -183,7 +356,8 @@ impl Engine {
         }
     }
 
-    fn vdi_in_use(&self, vdi: &str) -> bool {
+    /// Whether a VM that is not halted has the VDI.
+    pub(crate) fn vdi_in_use(&self, vdi: &str) -> bool {
         self.read(|db| {
             db.get("VDI", vdi).is_some_and(|o| {
                 o.refs("VBDs")
@@ -219,6 +393,58 @@ impl Engine {
         Ok(())
     }
 
+    /// Replaces the contents of a VDI with an upload given in `format` (`raw` or `qcow2`), for
+    /// a caller allowed to create VDIs. The VDI must not be in use.
+    pub async fn import_vdi(
+        &self,
+        caller: &Caller,
+        vdi: &str,
+        format: &str,
+        data: ByteSource,
+    ) -> Result<()> {
+        self.check_permission(caller, "VDI", "create")?;
+        let obj = self.get("VDI", vdi)?;
+        if !matches!(format, "raw" | "qcow2") {
+            return Err(CoreError::InvalidValue {
+                field: "format".into(),
+                value: format.into(),
+            });
+        }
+        if self.vdi_in_use(vdi) {
+            return Err(CoreError::VdiInUse {
+                vdi: vdi.into(),
+                op: "import".into(),
+            });
+        }
+        let sr = obj.str("SR").to_string();
+        self.require_attached(&sr)?;
+        let info = self
+            .host
+            .image_import(&sr, &image_location(&obj), format, data)
+            .await
+            .map_err(|e| match e {
+                HostError::BadImage { reason, .. } => CoreError::ImportFailed(reason),
+                e => self.host_error(e, "import"),
+            })?;
+        self.write(|t| {
+            t.must("VDI", vdi)?;
+            t.set(
+                "VDI",
+                vdi,
+                "virtual_size",
+                Value::Int(info.virtual_size as i64),
+            )?;
+            t.set(
+                "VDI",
+                vdi,
+                "physical_utilisation",
+                Value::Int(info.physical_utilisation as i64),
+            )
+        })?;
+        self.refresh_sr(&sr).await;
+        Ok(())
+    }
+
     pub(crate) async fn vdi_action(
         &self,
         _ctx: &Ctx<'_>,
@@ -227,27 +453,19 @@ impl Engine {
     ) -> Result<Reply> {
         let obj = self.get("VDI", vdi)?;
         let sr = obj.str("SR").to_string();
+        self.require_attached(&sr)?;
         match action {
             VdiAction::Clone | VdiAction::Snapshot | VdiAction::Copy { .. } => {
-                let image = new_ref();
-                let (target, info) = match &action {
+                let image = match &action {
                     VdiAction::Copy { sr: to } => {
                         self.get("SR", to)?;
-                        (to.clone(), self.host.image_copy(&sr, vdi, to, &image).await)
+                        self.copy_image(&obj, Some(to)).await?
                     }
-                    _ => (sr.clone(), self.host.image_clone(&sr, vdi, &image).await),
+                    _ => self.copy_image(&obj, None).await?,
                 };
-                let info = info.map_err(CoreError::from)?;
                 let snapshot = matches!(action, VdiAction::Snapshot);
                 let made = self.write(|t| {
-                    let mut fields = vec![
-                        ("SR", Value::str(&target)),
-                        ("virtual_size", Value::Int(info.virtual_size as i64)),
-                        (
-                            "physical_utilisation",
-                            Value::Int(info.physical_utilisation as i64),
-                        ),
-                    ];
+                    let mut fields = image.fields();
                     for f in [
                         "name_label",
                         "name_description",
@@ -261,16 +479,20 @@ impl Engine {
                     if snapshot {
                         fields.push(("is_a_snapshot", Value::Bool(true)));
                         fields.push(("snapshot_of", Value::str(vdi)));
-                        fields.push(("snapshot_time", Value::DateTime(crate::engine::now())));
+                        fields.push(("snapshot_time", Value::DateTime(now())));
                     }
-                    t.create_with_ref("VDI", image.clone(), fields)
+                    t.create("VDI", fields)
                 });
-                if let Err(e) = made {
-                    let _ = self.host.image_destroy(&target, &image).await;
-                    return Err(e);
+                match made {
+                    Ok(r) => {
+                        self.refresh_sr(&image.sr).await;
+                        Ok(Reply::Ref(r))
+                    }
+                    Err(e) => {
+                        self.discard_image(&image).await;
+                        Err(e)
+                    }
                 }
-                self.refresh_sr(&target).await;
-                Ok(Reply::Ref(image))
             }
             VdiAction::Resize { size } => {
                 if size < obj.int("virtual_size") {
@@ -287,15 +509,21 @@ impl Engine {
                 }
                 let info = self
                     .host
-                    .image_resize(&sr, vdi, size as u64)
+                    .image_resize(&sr, &image_location(&obj), size as u64)
                     .await
-                    .map_err(CoreError::from)?;
+                    .map_err(|e| self.host_error(e, "resize"))?;
                 self.write(|t| {
                     t.set(
                         "VDI",
                         vdi,
                         "virtual_size",
                         Value::Int(info.virtual_size as i64),
+                    )?;
+                    t.set(
+                        "VDI",
+                        vdi,
+                        "physical_utilisation",
+                        Value::Int(info.physical_utilisation as i64),
                     )
                 })?;
                 self.refresh_sr(&sr).await;
@@ -312,6 +540,7 @@ impl Engine {
     ) -> Result<Reply> {
         let obj = self.get("VBD", vbd)?;
         let vm = self.get("VM", obj.str("VM"))?;
+        let live = matches!(vm.str("power_state"), "Running" | "Paused");
         match action {
             VbdAction::Plug | VbdAction::Unplug => {
                 let plug = matches!(action, VbdAction::Plug);
@@ -322,27 +551,31 @@ impl Engine {
                         actual: vm.str("power_state").to_lowercase(),
                     });
                 }
-                if obj.bool("currently_attached") == plug {
-                    return Err(CoreError::OperationNotAllowed(format!(
-                        "VBD {vbd} is {} attached",
-                        if plug { "already" } else { "not" }
-                    )));
+                if plug {
+                    self.plug(&vm, &obj).await?;
+                } else {
+                    self.unplug(&vm, &obj).await?;
                 }
-                Err(CoreError::OperationNotAllowed(
-                    "hot plug needs the qemu host driver; this host cannot change a running guest's disks".into(),
-                ))
+                Ok(Reply::Void)
             }
             VbdAction::Insert { vdi } => {
-                self.get("VDI", &vdi)?;
+                let media = self.get("VDI", &vdi)?;
                 if obj.str("type") != "CD" {
-                    return Err(CoreError::OperationNotAllowed(
-                        "only CD drives take media".into(),
-                    ));
+                    return Err(CoreError::VbdNotRemovableMedia(vbd.into()));
                 }
                 if !obj.bool("empty") {
-                    return Err(CoreError::OperationNotAllowed(
-                        "the drive is not empty".into(),
-                    ));
+                    return Err(CoreError::VbdNotEmpty(vbd.into()));
+                }
+                if live {
+                    let location = image_location(&media);
+                    self.host
+                        .media_change(
+                            vm.uuid(),
+                            obj.str("userdevice"),
+                            Some((media.str("SR"), &location)),
+                        )
+                        .await
+                        .map_err(|e| self.host_error(e, "insert"))?;
                 }
                 self.write(|t| {
                     t.set("VBD", vbd, "VDI", Value::str(&vdi))?;
@@ -351,10 +584,17 @@ impl Engine {
                 Ok(Reply::Void)
             }
             VbdAction::Eject => {
-                if obj.str("type") != "CD" || obj.bool("empty") {
-                    return Err(CoreError::OperationNotAllowed(
-                        "the drive has no media to eject".into(),
-                    ));
+                if obj.str("type") != "CD" {
+                    return Err(CoreError::VbdNotRemovableMedia(vbd.into()));
+                }
+                if obj.bool("empty") {
+                    return Err(CoreError::VbdIsEmpty(vbd.into()));
+                }
+                if live {
+                    self.host
+                        .media_change(vm.uuid(), obj.str("userdevice"), None)
+                        .await
+                        .map_err(|e| self.host_error(e, "eject"))?;
                 }
                 self.write(|t| {
                     t.set("VBD", vbd, "VDI", Value::str(NULL_REF))?;
@@ -365,23 +605,33 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn sr_action(
-        &self,
-        _ctx: &Ctx<'_>,
-        sr: &str,
-        action: SrAction,
-    ) -> Result<Reply> {
-        match action {
-            SrAction::Scan => {
-                self.get("SR", sr)?;
-                self.refresh_sr(sr).await;
-                Ok(Reply::Void)
-            }
-            SrAction::GetSupportedTypes => {
-                Ok(Reply::Value(Value::Set(self.read(|db| {
-                    db.all("SM").map(|sm| Value::str(sm.str("type"))).collect()
-                }))))
-            }
+    /// Hot-plugs a VBD into its running VM: claimed first, released again if the host refuses.
+    async fn plug(&self, vm: &Obj, vbd: &Obj) -> Result<()> {
+        if vbd.bool("currently_attached") {
+            return Err(CoreError::DeviceAlreadyAttached(vbd.r.to_string()));
         }
+        let vbds = [vbd.r.clone()];
+        self.write(|t| claim_disks(t, &vm.r, &vbds, "plug"))?;
+        let spec = self.read(|db| disk_spec(db, vbd));
+        if let Err(e) = self.host.disk_attach(vm.uuid(), &spec).await {
+            self.write(|t| release_disks(t, &vbds))?;
+            return Err(self.host_error(e, "plug"));
+        }
+        Ok(())
+    }
+
+    /// Hot-unplugs a VBD from its running VM.
+    async fn unplug(&self, vm: &Obj, vbd: &Obj) -> Result<()> {
+        if !vbd.bool("currently_attached") {
+            return Err(CoreError::DeviceAlreadyDetached(vbd.r.to_string()));
+        }
+        if !vbd.bool("unpluggable") {
+            return Err(CoreError::VbdNotUnpluggable(vbd.r.to_string()));
+        }
+        self.host
+            .disk_detach(vm.uuid(), vbd.str("userdevice"))
+            .await
+            .map_err(|e| self.host_error(e, "unplug"))?;
+        self.write(|t| release_disks(t, std::slice::from_ref(&vbd.r)))
     }
 }

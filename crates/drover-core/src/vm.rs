@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use drover_host::{DiskSpec, GuestSpec, HostError};
+use drover_host::{DiskSpec, GuestSpec, HostError, ImageFormat};
 use drover_model::{Value, NULL_REF};
 
 use crate::db::{Obj, Ref};
 use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
 use crate::ops::{Ctx, Reply};
+use crate::storage::{claim_disks, disk_spec, image_location, release_disks};
 use crate::txn::Txn;
 
 /// A VM operation.
@@ -379,16 +380,7 @@ impl Engine {
                 .iter()
                 .filter_map(|r| db.get("VBD", r))
                 .filter(|vbd| !vbd.bool("empty") || vbd.str("type") == "CD")
-                .map(|vbd| DiskSpec {
-                    device: vbd.str("userdevice").to_string(),
-                    image: if vbd.bool("empty") {
-                        String::new()
-                    } else {
-                        vbd.str("VDI").to_string()
-                    },
-                    read_only: vbd.str("mode") == "RO",
-                    cdrom: vbd.str("type") == "CD",
-                })
+                .map(|vbd| disk_spec(db, vbd))
                 .collect();
             disks.sort_by(|a, b| a.device.cmp(&b.device));
             GuestSpec {
@@ -427,7 +419,8 @@ impl Engine {
         Ok(())
     }
 
-    fn check_host(&self, host: &str) -> Result<()> {
+    /// Fails unless `host` is the host this engine drives.
+    pub(crate) fn check_host(&self, host: &str) -> Result<()> {
         if *self.this_host() != *host {
             self.get("host", host)?;
             return Err(CoreError::OperationNotAllowed(format!(
@@ -469,13 +462,8 @@ impl Engine {
                     if suspended {
                         self.discard_suspend_image(&obj).await?;
                     } else {
-                        self.host.shutdown(&uuid, hard).await.map_err(|e| match e {
-                            HostError::ShutdownTimeout(_) => CoreError::VmShutdownTimeout {
-                                vm: vmr.clone(),
-                                timeout: "1200".into(),
-                            },
-                            e => CoreError::from(e),
-                        })?;
+                        self.waiting(&vmr, op, self.host.shutdown(&uuid, hard))
+                            .await?;
                     }
                     Ok(((), Box::new(move |t: &mut Txn| halt(t, &vmr)) as Box<_>))
                 })
@@ -488,10 +476,8 @@ impl Engine {
                 let obj = self.begin(ctx, vm, op)?;
                 let vmr = vm.to_string();
                 self.guarded(ctx, vm, op, async {
-                    self.host
-                        .reboot(obj.uuid(), hard)
-                        .await
-                        .map_err(CoreError::from)?;
+                    self.waiting(&vmr, op, self.host.reboot(obj.uuid(), hard))
+                        .await?;
                     let commit = move |t: &mut Txn| {
                         t.set("VM", &vmr, "power_state", Value::str("Running"))?;
                         let metrics = t.must("VM", &vmr)?.str("metrics").to_string();
@@ -530,7 +516,7 @@ impl Engine {
                 .await
                 .map(Reply::Ref),
             VmAction::Revert => self.revert(ctx, vm).await.map(|_| Reply::Void),
-            VmAction::Provision => self.provision(ctx, vm).await.map(|_| Reply::Void),
+            VmAction::Provision => self.provision(vm).await.map(|_| Reply::Void),
             VmAction::Destroy => self.destroy_vm(ctx, vm).await.map(|_| Reply::Void),
             VmAction::SetMemoryLimits {
                 static_min,
@@ -583,7 +569,7 @@ impl Engine {
                     self.host
                         .set_vcpus(obj.uuid(), n as u32)
                         .await
-                        .map_err(CoreError::from)?;
+                        .map_err(|e| self.host_error(e, "changing_VCPUs_live"))?;
                     let commit = move |t: &mut Txn| {
                         t.set("VM", &vmr, "VCPUs_at_startup", Value::Int(n))?;
                         let metrics = t.must("VM", &vmr)?.str("metrics").to_string();
@@ -708,18 +694,17 @@ impl Engine {
         let obj = self.begin(ctx, vm, op)?;
         let host = self.this_host();
         let vmr = vm.to_string();
+        let base = self.console_base.clone();
         self.guarded(ctx, vm, op, async {
             self.check_startable(&obj)?;
             let spec = self.guest_spec(&obj);
             ctx.checkpoint()?;
-            self.host
-                .start(&spec, paused)
-                .await
-                .map_err(CoreError::from)?;
+            self.with_disks(&obj, op, self.host.start(&spec, paused))
+                .await?;
             let state = if paused { "Paused" } else { "Running" };
             let vcpus = spec.vcpus as i64;
             let memory = spec.memory as i64;
-            let commit = move |t: &mut Txn| run_on(t, &vmr, &host, state, vcpus, memory);
+            let commit = move |t: &mut Txn| run_on(t, &vmr, &host, state, vcpus, memory, &base);
             Ok(((), Box::new(commit) as Box<_>))
         })
         .await?;
@@ -736,7 +721,7 @@ impl Engine {
             } else {
                 self.host.unpause(uuid).await
             }
-            .map_err(CoreError::from)?;
+            .map_err(|e| self.host_error(e, op))?;
             let commit = move |t: &mut Txn| t.set("VM", &vmr, "power_state", Value::str(to));
             Ok(((), Box::new(commit) as Box<_>))
         })
@@ -755,18 +740,26 @@ impl Engine {
                 + (16 << 20);
             let vdi = self
                 .new_vdi(
-                    ctx,
                     &sr,
                     &format!("Suspend image of {}", obj.str("name_label")),
                     size,
                     "suspend",
+                    ImageFormat::Raw,
                 )
                 .await?;
-            if let Err(e) = self.host.suspend(obj.uuid(), &vdi).await {
+            let image = image_location(&*self.get("VDI", &vdi)?);
+            if let Err(e) = self.host.suspend(obj.uuid(), &sr, &image).await {
                 self.forget_vdi(&vdi).await;
-                return Err(CoreError::from(e));
+                return Err(self.host_error(e, "suspend"));
             }
+            let used = self
+                .host
+                .image_info(&sr, &image)
+                .await
+                .map(|i| i.physical_utilisation as i64)
+                .unwrap_or(0);
             let commit = move |t: &mut Txn| {
+                t.set("VDI", &vdi, "physical_utilisation", Value::Int(used))?;
                 halt(t, &vmr)?;
                 t.set("VM", &vmr, "power_state", Value::str("Suspended"))?;
                 t.set("VM", &vmr, "suspend_VDI", Value::str(&*vdi))
@@ -781,27 +774,70 @@ impl Engine {
         let obj = self.begin(ctx, vm, op)?;
         let host = self.this_host();
         let vmr = vm.to_string();
+        let base = self.console_base.clone();
         self.guarded(ctx, vm, op, async {
-            let image = obj.str("suspend_VDI").to_string();
-            if image == NULL_REF || self.get("VDI", &image).is_err() {
+            let suspend_vdi = obj.str("suspend_VDI");
+            let Some(image) = self
+                .get("VDI", suspend_vdi)
+                .ok()
+                .filter(|_| suspend_vdi != NULL_REF)
+            else {
                 return Err(CoreError::VmHasNoSuspendVdi(vmr.clone()));
-            }
+            };
             let spec = self.guest_spec(&obj);
-            self.host
-                .resume(&spec, &image, paused)
-                .await
-                .map_err(CoreError::from)?;
-            self.forget_vdi(&image).await;
+            let location = image_location(&image);
+            self.with_disks(
+                &obj,
+                op,
+                self.host.resume(&spec, image.str("SR"), &location, paused),
+            )
+            .await?;
+            self.forget_vdi(&image.r).await;
             let state = if paused { "Paused" } else { "Running" };
             let (vcpus, memory) = (spec.vcpus as i64, spec.memory as i64);
             let commit = move |t: &mut Txn| {
                 t.set("VM", &vmr, "suspend_VDI", Value::str(NULL_REF))?;
-                run_on(t, &vmr, &host, state, vcpus, memory)
+                run_on(t, &vmr, &host, state, vcpus, memory, &base)
             };
             Ok(((), Box::new(commit) as Box<_>))
         })
         .await?;
         Ok(Reply::Void)
+    }
+
+    /// Runs a host call that waits for the guest; a timeout is `VM_SHUTDOWN_TIMEOUT` with the
+    /// seconds waited.
+    async fn waiting(
+        &self,
+        vm: &str,
+        op: &str,
+        call: impl std::future::Future<Output = Result<(), HostError>>,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        call.await.map_err(|e| match e {
+            HostError::ShutdownTimeout(_) => CoreError::VmShutdownTimeout {
+                vm: vm.into(),
+                timeout: started.elapsed().as_secs().to_string(),
+            },
+            e => self.host_error(e, op),
+        })
+    }
+
+    /// Runs a host call that brings up the VM's guest with its disks claimed (refused with
+    /// `VDI_IN_USE` if another VM writes one), releasing them if it fails.
+    async fn with_disks(
+        &self,
+        vm: &Obj,
+        op: &str,
+        call: impl std::future::Future<Output = Result<(), HostError>>,
+    ) -> Result<()> {
+        let vbds = vm.refs("VBDs");
+        self.write(|t| claim_disks(t, &vm.r, &vbds, op))?;
+        if let Err(e) = call.await {
+            self.write(|t| release_disks(t, &vbds))?;
+            return Err(self.host_error(e, op));
+        }
+        Ok(())
     }
 
     async fn discard_suspend_image(&self, vm: &Obj) -> Result<()> {
@@ -910,17 +946,20 @@ pub(crate) fn destroy_vm_record(t: &mut Txn, vm: &str) -> Result<()> {
     t.destroy("VM", vm)
 }
 
-/// Marks a VM halted: not resident anywhere, disks detached.
+/// Marks a VM halted: not resident anywhere, disks detached, without consoles or guest metrics.
 pub(crate) fn halt(t: &mut Txn, vm: &str) -> Result<()> {
     t.set("VM", vm, "power_state", Value::str("Halted"))?;
     t.set("VM", vm, "resident_on", Value::str(NULL_REF))?;
     t.set("VM", vm, "domid", Value::Int(-1))?;
     t.set("VM", vm, "suspend_VDI", Value::str(NULL_REF))?;
-    for vbd in t.must("VM", vm)?.refs("VBDs") {
-        if t.get("VBD", &vbd).is_some() {
-            t.set("VBD", &vbd, "currently_attached", Value::Bool(false))?;
-        }
+    let vbds = t.must("VM", vm)?.refs("VBDs");
+    release_disks(t, &vbds)?;
+    crate::console::drop_consoles(t, vm)?;
+    let guest = t.must("VM", vm)?.str("guest_metrics").to_string();
+    if t.get("VM_guest_metrics", &guest).is_some() {
+        t.destroy("VM_guest_metrics", &guest)?;
     }
+    t.set("VM", vm, "guest_metrics", Value::str(NULL_REF))?;
     for vif in t.must("VM", vm)?.refs("VIFs") {
         if t.get("VIF", &vif).is_some() {
             t.set("VIF", &vif, "currently_attached", Value::Bool(false))?;
@@ -929,7 +968,17 @@ pub(crate) fn halt(t: &mut Txn, vm: &str) -> Result<()> {
     Ok(())
 }
 
-fn run_on(t: &mut Txn, vm: &str, host: &Ref, state: &str, vcpus: i64, memory: i64) -> Result<()> {
+/// Marks a VM running (or paused) on `host`: resident there, disks and VIFs attached, consoles
+/// under `console_base`, metrics of a fresh start.
+pub(crate) fn run_on(
+    t: &mut Txn,
+    vm: &str,
+    host: &Ref,
+    state: &str,
+    vcpus: i64,
+    memory: i64,
+    console_base: &str,
+) -> Result<()> {
     let domid = t
         .db()
         .all("VM")
@@ -952,6 +1001,7 @@ fn run_on(t: &mut Txn, vm: &str, host: &Ref, state: &str, vcpus: i64, memory: i6
             t.set("VIF", &vif, "currently_attached", Value::Bool(true))?;
         }
     }
+    crate::console::ensure_consoles(t, vm, console_base)?;
     let metrics = record.str("metrics").to_string();
     if t.get("VM_metrics", &metrics).is_some() {
         t.set("VM_metrics", &metrics, "start_time", Value::DateTime(now()))?;

@@ -6,6 +6,8 @@
 
 pub mod sim;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 /// What a host says about itself.
@@ -48,7 +50,7 @@ pub enum GuestState {
 }
 
 /// Everything a host needs to run a guest.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GuestSpec {
     /// The VM's uuid, the guest's identity on the host.
     pub uuid: String,
@@ -73,11 +75,13 @@ pub struct GuestSpec {
 }
 
 /// A disk attached to a guest.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DiskSpec {
     /// Device position (`0`, `1`, ... or `xvda`).
     pub device: String,
-    /// The disk image's id on the host; empty for an empty CD drive.
+    /// The storage repository holding the image; empty for an empty CD drive.
+    pub sr: String,
+    /// The image's location in its SR; empty for an empty CD drive.
     pub image: String,
     /// Read-only.
     pub read_only: bool,
@@ -94,6 +98,61 @@ pub struct GuestMetrics {
     pub vcpus: u32,
     /// Utilisation of each virtual CPU, 0..1.
     pub vcpu_utilisation: Vec<f64>,
+    /// Throughput of each disk, by device position.
+    pub disks: Vec<DiskIo>,
+    /// What the guest's own agent last reported, if it runs one.
+    pub agent: Option<AgentReport>,
+}
+
+/// Throughput of one guest disk since the previous reading.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiskIo {
+    /// Device position.
+    pub device: String,
+    /// KiB read per second.
+    pub read_kbs: f64,
+    /// KiB written per second.
+    pub write_kbs: f64,
+}
+
+/// A report of the agent running inside a guest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentReport {
+    /// Operating system facts (`name`, `distro`, `uname`, `kernel`, ...).
+    pub os_version: BTreeMap<String, String>,
+    /// Memory figures in KiB (`total`, `free`, ...).
+    pub memory: BTreeMap<String, String>,
+    /// Addresses by `<interface>/ip`.
+    pub networks: BTreeMap<String, String>,
+    /// Disks the guest sees.
+    pub disks: BTreeMap<String, String>,
+    /// Anything else it said.
+    pub other: BTreeMap<String, String>,
+}
+
+/// Which console of a guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleKind {
+    /// The serial console (text).
+    Serial,
+    /// The graphical console (RFB/VNC).
+    Vnc,
+}
+
+/// A byte stream to and from a guest console or an image upload.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Stream for T {}
+
+/// A byte source, such as an HTTP upload.
+pub type ByteSource = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// The format of a disk image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    /// qcow2, growing as written, able to share a backing image.
+    Qcow2,
+    /// A plain file of bytes.
+    Raw,
 }
 
 /// Something that happened to a guest without the engine asking.
@@ -149,14 +208,46 @@ pub enum HostError {
     /// The guest did not stop in time.
     #[error("guest {0} did not shut down in time")]
     ShutdownTimeout(String),
+    /// A running guest uses the image in a way that forbids the request.
+    #[error("disk image {0} is in use by a running guest")]
+    ImageInUse(String),
+    /// The image's contents are not a disk image of the expected format.
+    #[error("bad disk image {image}: {reason}")]
+    BadImage {
+        /// The image.
+        image: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The storage repository is not attached on this host, or its directory is gone.
+    #[error("storage repository {sr} is unavailable: {reason}")]
+    SrUnavailable {
+        /// The SR.
+        sr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A file the guest needs (kernel, ramdisk) is missing.
+    #[error("{what} {path} does not exist or cannot be read")]
+    MissingFile {
+        /// Which file (`kernel`, `ramdisk`).
+        what: &'static str,
+        /// Its path.
+        path: String,
+    },
+    /// The host cannot do this at all.
+    #[error("{0}")]
+    Unsupported(String),
     /// Anything else the host reports.
     #[error("host failure: {0}")]
     Failed(String),
 }
 
 /// A disk image on a host's storage.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageInfo {
+    /// Where the image is within its SR (the VDI's `location`).
+    pub location: String,
     /// Size the guest sees, bytes.
     pub virtual_size: u64,
     /// Bytes the image takes on the storage.
@@ -191,15 +282,35 @@ pub trait HostDriver: Send + Sync {
     async fn pause(&self, uuid: &str) -> Result<(), HostError>;
     /// Resumes the guest's virtual CPUs.
     async fn unpause(&self, uuid: &str) -> Result<(), HostError>;
-    /// Saves the guest's memory into the image `state_image` and stops it.
-    async fn suspend(&self, uuid: &str, state_image: &str) -> Result<(), HostError>;
-    /// Restores a suspended guest from `state_image`, paused if asked.
+    /// Saves the guest's memory into the image `state_image` on `sr` and stops it.
+    async fn suspend(&self, uuid: &str, sr: &str, state_image: &str) -> Result<(), HostError>;
+    /// Restores a suspended guest from `state_image` on `sr`, paused if asked.
     async fn resume(
         &self,
         spec: &GuestSpec,
+        sr: &str,
         state_image: &str,
         paused: bool,
     ) -> Result<(), HostError>;
+    /// Plugs a disk into a running guest.
+    async fn disk_attach(&self, uuid: &str, disk: &DiskSpec) -> Result<(), HostError>;
+    /// Unplugs the disk at `device` from a running guest; waits until the guest lets it go.
+    async fn disk_detach(&self, uuid: &str, device: &str) -> Result<(), HostError>;
+    /// Puts media into (`Some`) or ejects it from (`None`) the CD drive at `device`.
+    async fn media_change(
+        &self,
+        uuid: &str,
+        device: &str,
+        media: Option<(&str, &str)>,
+    ) -> Result<(), HostError>;
+    /// The console output kept so far.
+    async fn console_log(&self, uuid: &str) -> Result<Vec<u8>, HostError>;
+    /// Opens an interactive stream to a console of a running guest.
+    async fn console_open(
+        &self,
+        uuid: &str,
+        kind: ConsoleKind,
+    ) -> Result<Box<dyn Stream>, HostError>;
     /// Changes the memory target of a running guest.
     async fn set_memory(&self, uuid: &str, bytes: u64) -> Result<(), HostError>;
     /// Changes the number of virtual CPUs of a running guest.
@@ -211,15 +322,26 @@ pub trait HostDriver: Send + Sync {
 
     /// Attaches the storage repository `sr` found at `location` (a directory, for real hosts).
     async fn sr_attach(&self, sr: &str, location: &str) -> Result<StorageInfo, HostError>;
+    /// Forgets the storage repository `sr` (its files stay).
+    async fn sr_detach(&self, sr: &str) -> Result<(), HostError>;
+    /// Every image in the storage repository, including files placed there by hand.
+    async fn sr_scan(&self, sr: &str) -> Result<Vec<ImageInfo>, HostError>;
     /// Capacity and use of the storage repository `sr`.
     async fn storage_info(&self, sr: &str) -> Result<StorageInfo, HostError>;
-    /// Creates an empty image of `size` bytes.
-    async fn image_create(&self, sr: &str, image: &str, size: u64) -> Result<ImageInfo, HostError>;
+    /// Creates an empty image of `size` bytes named after `name`; the answer says where it is.
+    async fn image_create(
+        &self,
+        sr: &str,
+        name: &str,
+        size: u64,
+        format: ImageFormat,
+    ) -> Result<ImageInfo, HostError>;
     /// Deletes an image.
     async fn image_destroy(&self, sr: &str, image: &str) -> Result<(), HostError>;
-    /// Makes `dst` a thin clone of `src` (sharing its data until written).
+    /// Makes a thin clone `dst` of `src` (sharing its data until written), even while a
+    /// running guest writes to `src`.
     async fn image_clone(&self, sr: &str, src: &str, dst: &str) -> Result<ImageInfo, HostError>;
-    /// Makes `dst` a full, independent copy of `src` on `dst_sr`.
+    /// Makes a full, independent copy `dst` of `src` on `dst_sr`.
     async fn image_copy(
         &self,
         sr: &str,
@@ -231,4 +353,13 @@ pub trait HostDriver: Send + Sync {
     async fn image_resize(&self, sr: &str, image: &str, size: u64) -> Result<ImageInfo, HostError>;
     /// Figures of an image.
     async fn image_info(&self, sr: &str, image: &str) -> Result<ImageInfo, HostError>;
+    /// Replaces the contents of `image` with `data`, given in `format` (`raw`, `qcow2`);
+    /// the image keeps its own format and must be large enough.
+    async fn image_import(
+        &self,
+        sr: &str,
+        image: &str,
+        format: &str,
+        data: ByteSource,
+    ) -> Result<ImageInfo, HostError>;
 }

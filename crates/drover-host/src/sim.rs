@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use crate::{
-    GuestEvent, GuestMetrics, GuestSpec, GuestState, HostDriver, HostError, HostInfo, HostMetrics,
-    ImageInfo, StorageInfo,
+    ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState, HostDriver,
+    HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, StorageInfo, Stream,
 };
 
 /// How the simulated host is sized.
@@ -60,6 +60,16 @@ struct Guest {
 struct Image {
     virtual_size: u64,
     physical: u64,
+}
+
+impl Image {
+    fn info(&self, location: &str) -> ImageInfo {
+        ImageInfo {
+            location: location.into(),
+            virtual_size: self.virtual_size,
+            physical_utilisation: self.physical,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -346,7 +356,7 @@ impl HostDriver for SimHost {
         })
     }
 
-    async fn suspend(&self, uuid: &str, state_image: &str) -> Result<(), HostError> {
+    async fn suspend(&self, uuid: &str, _sr: &str, state_image: &str) -> Result<(), HostError> {
         let memory = self.with_guest(uuid, |g| Ok(g.memory))?;
         {
             let mut st = self.state();
@@ -370,6 +380,7 @@ impl HostDriver for SimHost {
     async fn resume(
         &self,
         spec: &GuestSpec,
+        _sr: &str,
         state_image: &str,
         paused: bool,
     ) -> Result<(), HostError> {
@@ -389,6 +400,43 @@ impl HostDriver for SimHost {
         self.admit(&mut st, spec, paused)?;
         st.suspended.remove(&spec.uuid);
         Ok(())
+    }
+
+    async fn disk_attach(&self, uuid: &str, _disk: &DiskSpec) -> Result<(), HostError> {
+        self.with_guest(uuid, |g| expect(g, uuid, GuestState::Running))?;
+        self.work().await;
+        Ok(())
+    }
+
+    async fn disk_detach(&self, uuid: &str, _device: &str) -> Result<(), HostError> {
+        self.with_guest(uuid, |g| expect(g, uuid, GuestState::Running))?;
+        self.work().await;
+        Ok(())
+    }
+
+    async fn media_change(
+        &self,
+        uuid: &str,
+        _device: &str,
+        _media: Option<(&str, &str)>,
+    ) -> Result<(), HostError> {
+        self.with_guest(uuid, |_| Ok(()))
+    }
+
+    async fn console_log(&self, _uuid: &str) -> Result<Vec<u8>, HostError> {
+        Err(HostError::Unsupported(
+            "the simulated host has no guest consoles".into(),
+        ))
+    }
+
+    async fn console_open(
+        &self,
+        _uuid: &str,
+        _kind: ConsoleKind,
+    ) -> Result<Box<dyn Stream>, HostError> {
+        Err(HostError::Unsupported(
+            "the simulated host has no guest consoles".into(),
+        ))
     }
 
     async fn set_memory(&self, uuid: &str, bytes: u64) -> Result<(), HostError> {
@@ -428,6 +476,7 @@ impl HostDriver for SimHost {
                 memory_actual: g.memory,
                 vcpus: g.vcpus,
                 vcpu_utilisation: vec![busy; g.vcpus as usize],
+                ..GuestMetrics::default()
             })
         })
     }
@@ -445,6 +494,17 @@ impl HostDriver for SimHost {
         })
     }
 
+    async fn sr_detach(&self, sr: &str) -> Result<(), HostError> {
+        self.state().srs.remove(sr);
+        Ok(())
+    }
+
+    async fn sr_scan(&self, sr: &str) -> Result<Vec<ImageInfo>, HostError> {
+        let mut st = self.state();
+        let sr = Self::sr_mut(&mut st, sr)?;
+        Ok(sr.images.iter().map(|(k, img)| img.info(k)).collect())
+    }
+
     async fn storage_info(&self, sr: &str) -> Result<StorageInfo, HostError> {
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
@@ -454,7 +514,13 @@ impl HostDriver for SimHost {
         })
     }
 
-    async fn image_create(&self, sr: &str, image: &str, size: u64) -> Result<ImageInfo, HostError> {
+    async fn image_create(
+        &self,
+        sr: &str,
+        image: &str,
+        size: u64,
+        _format: ImageFormat,
+    ) -> Result<ImageInfo, HostError> {
         self.work().await;
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
@@ -468,10 +534,7 @@ impl HostDriver for SimHost {
             virtual_size: size,
             physical,
         };
-        let info = ImageInfo {
-            virtual_size: img.virtual_size,
-            physical_utilisation: img.physical,
-        };
+        let info = img.info(image);
         sr.images.insert(image.into(), img);
         self.save(&st);
         Ok(info)
@@ -507,6 +570,7 @@ impl HostDriver for SimHost {
         );
         self.save(&st);
         Ok(ImageInfo {
+            location: dst.into(),
             virtual_size: size,
             physical_utilisation: IMAGE_METADATA,
         })
@@ -541,6 +605,7 @@ impl HostDriver for SimHost {
         );
         self.save(&st);
         Ok(ImageInfo {
+            location: dst.into(),
             virtual_size: size,
             physical_utilisation: used,
         })
@@ -560,10 +625,7 @@ impl HostDriver for SimHost {
             ));
         }
         img.virtual_size = size;
-        let info = ImageInfo {
-            virtual_size: img.virtual_size,
-            physical_utilisation: img.physical,
-        };
+        let info = img.info(image);
         self.save(&st);
         Ok(info)
     }
@@ -575,10 +637,42 @@ impl HostDriver for SimHost {
             .images
             .get(image)
             .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
-        Ok(ImageInfo {
-            virtual_size: img.virtual_size,
-            physical_utilisation: img.physical,
-        })
+        Ok(img.info(image))
+    }
+
+    async fn image_import(
+        &self,
+        sr: &str,
+        image: &str,
+        format: &str,
+        mut data: ByteSource,
+    ) -> Result<ImageInfo, HostError> {
+        if format != "raw" {
+            return Err(HostError::BadImage {
+                image: image.into(),
+                reason: format!("the simulated host imports raw images only, not {format}"),
+            });
+        }
+        let size = self.image_info(sr, image).await?.virtual_size;
+        let received = tokio::io::copy(&mut data, &mut tokio::io::sink())
+            .await
+            .map_err(|e| HostError::Failed(format!("reading the upload: {e}")))?;
+        if received > size {
+            return Err(HostError::BadImage {
+                image: image.into(),
+                reason: format!("{received} bytes do not fit a {size}-byte disk"),
+            });
+        }
+        let mut st = self.state();
+        let sr = Self::sr_mut(&mut st, sr)?;
+        let img = sr
+            .images
+            .get_mut(image)
+            .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
+        img.physical = img.physical.max(received);
+        let info = img.info(image);
+        self.save(&st);
+        Ok(info)
     }
 }
 
@@ -645,22 +739,26 @@ mod tests {
             ..Default::default()
         });
         assert!(
-            host.image_create("sr", "x", 1 << 20).await.is_err(),
+            host.image_create("sr", "x", 1 << 20, ImageFormat::Qcow2)
+                .await
+                .is_err(),
             "unattached SR refused"
         );
         host.sr_attach("sr", "").await.unwrap();
-        let err = host.image_create("sr", "huge", 10 << 30).await;
+        let err = host
+            .image_create("sr", "huge", 10 << 30, ImageFormat::Qcow2)
+            .await;
         assert!(
             matches!(err, Err(HostError::StorageFull { requested, available }) if requested == 10 << 30 && available == capacity),
             "{err:?}"
         );
-        host.image_create("sr", "base", IMAGE_METADATA)
+        host.image_create("sr", "base", IMAGE_METADATA, ImageFormat::Qcow2)
             .await
             .unwrap();
         let clone = host.image_clone("sr", "base", "c1").await.unwrap();
         assert_eq!(clone.virtual_size, IMAGE_METADATA);
         assert_eq!(clone.physical_utilisation, IMAGE_METADATA);
-        let err = host.image_create("sr", "many", 1).await;
+        let err = host.image_create("sr", "many", 1, ImageFormat::Qcow2).await;
         assert!(matches!(err, Err(HostError::StorageFull { .. })), "{err:?}");
     }
 }

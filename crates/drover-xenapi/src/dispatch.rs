@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use drover_core::{
-    CoreError, Engine, HostAction, Op, Reply, SrAction, TaskRender, VbdAction, VdiAction, VmAction,
+    CoreError, Engine, HostAction, Op, PbdAction, Reply, SrAction, SrSpec, TaskRender, VbdAction,
+    VdiAction, VmAction,
 };
 use drover_model::{Message, Schema, Type, Value};
 use drover_rpcwire::WireValue;
@@ -121,6 +122,20 @@ impl Args<'_> {
                         .ok_or_else(|| fail("FIELD_TYPE_ERROR", &[&self.param_name(i)]))
                 })
                 .collect(),
+            _ => Err(fail("FIELD_TYPE_ERROR", &[&self.param_name(i)])),
+        }
+    }
+
+    /// A string map parameter; absent optional ones are empty.
+    fn string_map(&self, i: usize) -> Result<Vec<(String, String)>, Failure> {
+        if matches!(self.raw(i), WireValue::Nil) {
+            return Ok(Vec::new());
+        }
+        match self.typed(i)? {
+            Value::Map(pairs) => Ok(pairs
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+                .collect()),
             _ => Err(fail("FIELD_TYPE_ERROR", &[&self.param_name(i)])),
         }
     }
@@ -348,6 +363,36 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
             tag: a.int(2)?,
             network: a.str(3)?,
         },
+        ("SR", "create") => Op::Sr {
+            sr: String::new(),
+            action: SrAction::Create {
+                host: a.str(1)?,
+                device_config: a.string_map(2)?,
+                spec: SrSpec {
+                    name_label: a.str(4)?,
+                    name_description: a.str(5)?,
+                    kind: a.str(6)?,
+                    content_type: a.str(7)?,
+                    shared: a.bool(8)?,
+                    sm_config: a.string_map(9)?,
+                    ..SrSpec::default()
+                },
+            },
+        },
+        ("SR", "introduce") => Op::Sr {
+            sr: String::new(),
+            action: SrAction::Introduce {
+                spec: SrSpec {
+                    uuid: a.str(1)?,
+                    name_label: a.str(2)?,
+                    name_description: a.str(3)?,
+                    kind: a.str(4)?,
+                    content_type: a.str(5)?,
+                    shared: a.bool(6)?,
+                    sm_config: a.string_map(7)?,
+                },
+            },
+        },
         ("task", "create") => Op::TaskCreate {
             label: a.str(1)?,
             description: a.str(2)?,
@@ -427,6 +472,18 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
         ("SR", "scan") => Op::Sr {
             sr: ref_arg(a, 1)?,
             action: SrAction::Scan,
+        },
+        ("SR", "forget") => Op::Sr {
+            sr: ref_arg(a, 1)?,
+            action: SrAction::Forget,
+        },
+        ("PBD", "plug") => Op::Pbd {
+            pbd: ref_arg(a, 1)?,
+            action: PbdAction::Plug,
+        },
+        ("PBD", "unplug") => Op::Pbd {
+            pbd: ref_arg(a, 1)?,
+            action: PbdAction::Unplug,
         },
         ("SR", "get_supported_types") => Op::Sr {
             sr: String::new(),

@@ -1,6 +1,27 @@
 //! The one table from core errors to XenAPI error codes and parameters.
 
+use axum::http::StatusCode;
 use drover_core::CoreError;
+
+/// The HTTP status of a core error on the plain HTTP handlers (consoles, uploads).
+pub fn http_status(e: &CoreError) -> StatusCode {
+    use CoreError as E;
+    match e {
+        E::SessionInvalid(_) | E::AuthenticationFailed => StatusCode::UNAUTHORIZED,
+        E::PermissionDenied { .. } => StatusCode::FORBIDDEN,
+        E::HandleInvalid { .. } | E::UuidInvalid { .. } => StatusCode::NOT_FOUND,
+        E::InvalidValue { .. } | E::FieldType(_) | E::ImportFailed(_) | E::BadImage { .. } => {
+            StatusCode::BAD_REQUEST
+        }
+        E::VdiInUse { .. }
+        | E::VmBadPowerState { .. }
+        | E::OtherOperationInProgress { .. }
+        | E::OperationNotAllowed(_)
+        | E::SrNotAttached(_) => StatusCode::CONFLICT,
+        E::SrFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
 
 /// `[code, params...]` of a core error.
 pub fn describe(e: &CoreError) -> Vec<String> {
@@ -42,6 +63,21 @@ pub fn describe(e: &CoreError) -> Vec<String> {
         } => v("OTHER_OPERATION_IN_PROGRESS", &[class, handle, op, task]),
         E::OperationNotAllowed(r) => v("OPERATION_NOT_ALLOWED", &[r]),
         E::VdiInUse { vdi, op } => v("VDI_IN_USE", &[vdi, op]),
+        E::VdiLocationMissing { sr, location } => v("VDI_LOCATION_MISSING", &[sr, location]),
+        E::BadImage { reason, .. } => v("VDI_IO_ERROR", &[reason]),
+        E::ImportFailed(m) => v("IMPORT_ERROR", &[m]),
+        E::SrNotAttached(sr) => v("SR_NOT_ATTACHED", &[sr]),
+        E::SrBackendFailure { reason, .. } => v("SR_BACKEND_FAILURE", &["", reason, ""]),
+        E::SrUnknownDriver(d) => v("SR_UNKNOWN_DRIVER", &[d]),
+        E::SrNotEmpty => v("SR_NOT_EMPTY", &[]),
+        E::SrUuidExists(u) => v("SR_UUID_EXISTS", &[u]),
+        E::MissingFile { what, path } => v("DOMAIN_BUILDER_ERROR", &[what, "ENOENT", path]),
+        E::DeviceAlreadyAttached(vbd) => v("DEVICE_ALREADY_ATTACHED", &[vbd]),
+        E::DeviceAlreadyDetached(vbd) => v("DEVICE_ALREADY_DETACHED", &[vbd]),
+        E::VbdNotUnpluggable(vbd) => v("VBD_NOT_UNPLUGGABLE", &[vbd]),
+        E::VbdNotEmpty(vbd) => v("VBD_NOT_EMPTY", &[vbd]),
+        E::VbdIsEmpty(vbd) => v("VBD_IS_EMPTY", &[vbd]),
+        E::VbdNotRemovableMedia(vbd) => v("VBD_NOT_REMOVABLE_MEDIA", &[vbd]),
         E::SrFull { requested, maximum } => {
             v("SR_FULL", &[&requested.to_string(), &maximum.to_string()])
         }

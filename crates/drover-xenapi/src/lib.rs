@@ -1,4 +1,5 @@
-//! The XenAPI facade: XML-RPC on `POST /` and `/RPC2`, JSON-RPC v1/v2 on `POST /jsonrpc`.
+//! The XenAPI facade: XML-RPC on `POST /` and `/RPC2`, JSON-RPC v1/v2 on `POST /jsonrpc`, guest
+//! consoles on `GET /console` and disk uploads on `PUT /import_raw_vdi`.
 //!
 //! It turns calls into the core's [`drover_core::Op`]s (driven by the datamodel, so every
 //! class's getters, setters and constructors exist without being written by hand), and maps
@@ -7,6 +8,7 @@
 mod convert;
 mod dispatch;
 mod errors;
+mod http;
 mod server;
 mod time;
 mod where_expr;

@@ -6,25 +6,31 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use drover_core::Engine;
 use drover_rpcwire::{jsonrpc, xmlrpc, Limits, WireError, WireValue};
 
 use crate::convert::{self, Enc};
 use crate::dispatch::{self, Answer};
+use crate::http;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 << 20;
 
-/// The XenAPI routes, plus `GET /health`.
+/// The XenAPI routes, the console and disk upload handlers, and `GET /health`.
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/", post(xml))
         .route("/RPC2", post(xml))
         .route("/jsonrpc", post(json))
-        .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .route("/health", get(|| async { "ok" }))
+        .route("/console", get(http::console))
+        .route(
+            "/import_raw_vdi",
+            put(http::import_raw_vdi).layer(DefaultBodyLimit::disable()),
+        )
         .with_state(engine)
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use drover_agent::{find_qemu, Accel, AccelChoice, AgentConfig, QemuHost};
 use drover_core::{Engine, EngineConfig};
 use drover_host::sim::{SimConfig, SimHost};
 use drover_host::HostDriver;
@@ -28,6 +29,16 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum AccelArg {
+    /// KVM if a probe shows guests run under it, else TCG.
+    Auto,
+    /// Hardware virtualization.
+    Kvm,
+    /// QEMU's translator.
+    Tcg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Driver {
     /// Real QEMU guests.
     Qemu,
@@ -43,9 +54,19 @@ struct ServeArgs {
     /// Address of the XenAPI server.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Host driver.
+    /// Host driver: `qemu` when qemu-system-x86_64 is installed, else `sim`.
     #[arg(long, value_enum)]
     host_driver: Option<Driver>,
+    /// Accelerator of QEMU guests.
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: AccelArg,
+    /// How long a clean shutdown may take before it fails, in seconds.
+    #[arg(long, default_value_t = 60)]
+    shutdown_timeout_secs: u64,
+    /// Directory of the tiny guest (vmlinuz, initrd.img, disk.img) to offer as the template
+    /// `Tiny Linux`; default DATA_DIR/tiny-guest when it exists.
+    #[arg(long)]
+    tiny_guest: Option<PathBuf>,
     /// How long each simulated host operation takes, in milliseconds.
     #[arg(long, default_value_t = 0)]
     sim_op_delay_ms: u64,
@@ -86,7 +107,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn host_driver(args: &ServeArgs) -> Result<Arc<dyn HostDriver>, String> {
+async fn host_driver(args: &ServeArgs) -> Result<Arc<dyn HostDriver>, String> {
     let sim = || -> Arc<dyn HostDriver> {
         Arc::new(SimHost::new(SimConfig {
             hostname: hostname(),
@@ -97,18 +118,45 @@ fn host_driver(args: &ServeArgs) -> Result<Arc<dyn HostDriver>, String> {
             ..SimConfig::default()
         }))
     };
-    match args.host_driver {
-        Some(Driver::Sim) => Ok(sim()),
-        Some(Driver::Qemu) => {
-            Err("the qemu host driver is not available in this build; use --host-driver sim".into())
+    let qemu = find_qemu();
+    let qemu = match (args.host_driver, qemu) {
+        (Some(Driver::Sim), _) => return Ok(sim()),
+        (Some(Driver::Qemu), None) => {
+            return Err(
+                "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)".into(),
+            )
         }
-        None => {
-            tracing::warn!(
-                "no real host driver in this build: using the simulated host (--host-driver sim)"
-            );
-            Ok(sim())
+        (None, None) => {
+            let msg = "qemu-system-x86_64 is not installed: guests are SIMULATED \
+                       (install qemu-system-x86 for real virtual machines)";
+            eprintln!("drover: WARNING: {msg}");
+            tracing::warn!("{msg}");
+            return Ok(sim());
         }
-    }
+        (_, Some(q)) => q,
+    };
+    let mut config = AgentConfig::new(&args.data_dir);
+    config.qemu = qemu;
+    config.accel = match args.accel {
+        AccelArg::Auto => AccelChoice::Auto,
+        AccelArg::Kvm => AccelChoice::Fixed(Accel::Kvm),
+        AccelArg::Tcg => AccelChoice::Fixed(Accel::Tcg),
+    };
+    config.probe_kernel = tiny_guest(args).map(|d| d.join("vmlinuz"));
+    config.shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
+    let host = QemuHost::open(config).await.map_err(|e| e.to_string())?;
+    tracing::info!(accel = host.accel().qemu_arg(), "QEMU host agent ready");
+    Ok(Arc::new(host))
+}
+
+/// The tiny guest's directory, if there is one.
+fn tiny_guest(args: &ServeArgs) -> Option<PathBuf> {
+    let dir = args
+        .tiny_guest
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("tiny-guest"));
+    let dir = dir.canonicalize().ok()?;
+    dir.join("vmlinuz").is_file().then_some(dir)
 }
 
 fn hostname() -> String {
@@ -118,10 +166,14 @@ fn hostname() -> String {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let host = host_driver(&args)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    let host = host_driver(&args).await?;
     let config = EngineConfig {
         data_dir: args.data_dir.clone(),
         admin_password: std::env::var("DROVER_ADMIN_PASSWORD").ok(),
+        console_base: format!("http://{}", args.listen),
+        tiny_guest: tiny_guest(&args),
     };
     let engine = Engine::open(config, host)
         .await

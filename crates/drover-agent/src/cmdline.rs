@@ -1,0 +1,363 @@
+//! The QEMU command line of a guest.
+//!
+//! Every device has a fixed id and PCI slot derived from the guest's configuration, so a guest
+//! started with a disk and one that got the same disk hot-plugged have the same machine — which is
+//! what restoring a suspended guest needs.
+
+use std::path::{Path, PathBuf};
+
+use drover_host::{DiskSpec, GuestSpec, HostError};
+
+use crate::Accel;
+
+/// Port name of the guest agent's virtio-serial channel.
+pub const AGENT_PORT: &str = "org.drover.guest.0";
+
+/// First PCI slot of virtio disks; disk `n` is in slot `DISK_SLOT + n`.
+const DISK_SLOT: u32 = 0x10;
+/// Disk positions that have a PCI slot.
+pub(crate) const MAX_DISKS: u32 = 15;
+
+/// Files and sockets of one guest.
+#[derive(Debug, Clone)]
+pub(crate) struct Paths {
+    /// Directory of what must survive a restart of the agent (spec, pidfile, console log).
+    pub dir: PathBuf,
+    /// Directory of the guest's sockets (short paths).
+    pub run: PathBuf,
+}
+
+impl Paths {
+    pub fn spec(&self) -> PathBuf {
+        self.dir.join("spec.json")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join("qemu.pid")
+    }
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+    pub fn qemu_log(&self) -> PathBuf {
+        self.dir.join("qemu.log")
+    }
+    pub fn qmp(&self) -> PathBuf {
+        self.run.join("qmp.sock")
+    }
+    pub fn console(&self) -> PathBuf {
+        self.run.join("console.sock")
+    }
+    pub fn vnc(&self) -> PathBuf {
+        self.run.join("vnc.sock")
+    }
+    pub fn agent(&self) -> PathBuf {
+        self.run.join("agent.sock")
+    }
+}
+
+/// A disk resolved to its file.
+#[derive(Debug, Clone)]
+pub(crate) struct Disk {
+    pub spec: DiskSpec,
+    /// The image file; `None` for an empty CD drive.
+    pub file: Option<(PathBuf, &'static str)>,
+}
+
+/// The position number of a device name (`0`, `1`, `xvdb`, `hdc`, ...).
+pub(crate) fn position(device: &str) -> Result<u32, HostError> {
+    if let Ok(n) = device.parse::<u32>() {
+        return Ok(n);
+    }
+    let last = device.chars().last().filter(|c| c.is_ascii_lowercase());
+    match last {
+        Some(c) if device.len() >= 3 => Ok(c as u32 - 'a' as u32),
+        _ => Err(HostError::Failed(format!("bad device position {device:?}"))),
+    }
+}
+
+/// QEMU's id of the device at a position.
+pub(crate) fn device_id(disk: &DiskSpec) -> Result<String, HostError> {
+    let n = position(&disk.device)?;
+    Ok(if disk.cdrom {
+        format!("cd{n}")
+    } else {
+        format!("disk{n}")
+    })
+}
+
+fn quote(s: &Path) -> String {
+    s.to_string_lossy().replace(',', ",,")
+}
+
+/// `-blockdev` arguments of a disk's file; the top node is named `node`.
+pub(crate) fn blockdev(node: &str, file: &Path, format: &str, read_only: bool) -> Vec<String> {
+    let ro = if read_only { ",read-only=on" } else { "" };
+    vec![
+        "-blockdev".into(),
+        format!(
+            "driver=file,filename={},node-name={node}-f,discard=unmap{ro}",
+            quote(file)
+        ),
+        "-blockdev".into(),
+        format!("driver={format},file={node}-f,node-name={node}{ro}"),
+    ]
+}
+
+/// The `device_add` arguments (QMP) of a disk plugged into slot `position`.
+pub(crate) fn disk_device(id: &str, node: &str, n: u32, bootindex: Option<u32>) -> String {
+    let boot = bootindex
+        .map(|b| format!(",bootindex={b}"))
+        .unwrap_or_default();
+    format!(
+        "virtio-blk-pci,id={id},drive={node},bus=pci.0,addr={:#x}{boot}",
+        DISK_SLOT + n
+    )
+}
+
+/// IDE position of CD drive number `k` (the first is the secondary master).
+fn cd_slot(k: usize) -> Result<(&'static str, u32), HostError> {
+    [("ide.1", 0), ("ide.1", 1), ("ide.0", 1)]
+        .get(k)
+        .copied()
+        .ok_or_else(|| HostError::Failed("at most three CD drives".into()))
+}
+
+/// The full argument list (without the program) of a guest.
+pub(crate) fn build(
+    spec: &GuestSpec,
+    disks: &[Disk],
+    paths: &Paths,
+    accel: Accel,
+    incoming: bool,
+    paused: bool,
+) -> Result<Vec<String>, HostError> {
+    let mib = (spec.memory >> 20).max(16);
+    let vcpus = spec.vcpus.max(1);
+    let mut a: Vec<String> = vec![
+        "-name".into(),
+        format!("guest={},debug-threads=on", spec.uuid),
+        "-machine".into(),
+        "pc".into(),
+        "-accel".into(),
+        accel.qemu_arg().into(),
+        "-m".into(),
+        format!("{mib}M"),
+        "-smp".into(),
+        format!("{vcpus},maxcpus={vcpus}"),
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        "-vga".into(),
+        "std".into(),
+        "-vnc".into(),
+        format!("unix:{}", paths.vnc().display()),
+        "-chardev".into(),
+        format!(
+            "socket,id=qmp,path={},server=on,wait=off",
+            quote(&paths.qmp())
+        ),
+        "-mon".into(),
+        "chardev=qmp,mode=control".into(),
+        "-chardev".into(),
+        format!(
+            "socket,id=serial0,path={},server=on,wait=off,logfile={},logappend=on",
+            quote(&paths.console()),
+            quote(&paths.console_log())
+        ),
+        "-serial".into(),
+        "chardev:serial0".into(),
+        "-device".into(),
+        "virtio-serial-pci,id=vser0,bus=pci.0,addr=0x5".into(),
+        "-chardev".into(),
+        format!(
+            "socket,id=agent0,path={},server=on,wait=off",
+            quote(&paths.agent())
+        ),
+        "-device".into(),
+        format!("virtserialport,bus=vser0.0,chardev=agent0,name={AGENT_PORT},id=agent0port"),
+        "-device".into(),
+        "virtio-balloon-pci,id=balloon0,bus=pci.0,addr=0x6".into(),
+        "-pidfile".into(),
+        paths.pidfile().to_string_lossy().into_owned(),
+    ];
+    if uuid::Uuid::parse_str(&spec.uuid).is_ok() {
+        a.extend(["-uuid".into(), spec.uuid.clone()]);
+    }
+    let direct = !spec.kernel.is_empty();
+    if direct {
+        a.extend(["-kernel".into(), spec.kernel.clone()]);
+        if !spec.ramdisk.is_empty() {
+            a.extend(["-initrd".into(), spec.ramdisk.clone()]);
+        }
+        a.extend(["-append".into(), spec.args.clone()]);
+    }
+    // Boot order by device class: c = first disk, d = first CD drive, n = network.
+    let order = if spec.boot_order.is_empty() {
+        "cd"
+    } else {
+        &spec.boot_order
+    };
+    let boot_index = |class: char| (!direct).then(|| order.find(class).map(|i| i as u32 + 1));
+    let mut first_disk = true;
+    let mut first_cd = true;
+    let mut cds = 0;
+    for d in disks {
+        let id = device_id(&d.spec)?;
+        let n = position(&d.spec.device)?;
+        if d.spec.cdrom {
+            let (bus, unit) = cd_slot(cds)?;
+            cds += 1;
+            let boot = if first_cd {
+                boot_index('d').flatten()
+            } else {
+                None
+            };
+            first_cd = false;
+            let boot = boot.map(|b| format!(",bootindex={b}")).unwrap_or_default();
+            match &d.file {
+                Some((file, format)) => {
+                    a.extend(blockdev(&id, file, format, true));
+                    a.extend([
+                        "-device".into(),
+                        format!("ide-cd,id={id},drive={id},bus={bus},unit={unit}{boot}"),
+                    ]);
+                }
+                None => a.extend([
+                    "-device".into(),
+                    format!("ide-cd,id={id},bus={bus},unit={unit}{boot}"),
+                ]),
+            }
+            continue;
+        }
+        if n >= MAX_DISKS {
+            return Err(HostError::Failed(format!(
+                "disk position {n} is beyond the last ({})",
+                MAX_DISKS - 1
+            )));
+        }
+        let Some((file, format)) = &d.file else {
+            continue;
+        };
+        let boot = if first_disk {
+            boot_index('c').flatten()
+        } else {
+            None
+        };
+        first_disk = false;
+        a.extend(blockdev(&format!("{id}-0"), file, format, d.spec.read_only));
+        a.extend([
+            "-device".into(),
+            disk_device(&id, &format!("{id}-0"), n, boot),
+        ]);
+    }
+    if incoming {
+        a.extend(["-incoming".into(), "defer".into()]);
+    }
+    if paused || incoming {
+        a.push("-S".into());
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> Paths {
+        Paths {
+            dir: "/d".into(),
+            run: "/r".into(),
+        }
+    }
+
+    #[test]
+    fn device_positions() {
+        assert_eq!(position("0").unwrap(), 0);
+        assert_eq!(position("xvdb").unwrap(), 1);
+        assert_eq!(position("hdc").unwrap(), 2);
+        assert!(position("x").is_err());
+    }
+
+    #[test]
+    fn direct_boot_with_a_disk_and_an_empty_cd() {
+        let spec = GuestSpec {
+            uuid: "u".into(),
+            vcpus: 2,
+            memory: 96 << 20,
+            kernel: "/k".into(),
+            ramdisk: "/i".into(),
+            args: "console=ttyS0".into(),
+            ..GuestSpec::default()
+        };
+        let disks = vec![
+            Disk {
+                spec: DiskSpec {
+                    device: "1".into(),
+                    image: "a.qcow2".into(),
+                    sr: "s".into(),
+                    ..DiskSpec::default()
+                },
+                file: Some(("/sr/a.qcow2".into(), "qcow2")),
+            },
+            Disk {
+                spec: DiskSpec {
+                    device: "3".into(),
+                    cdrom: true,
+                    ..DiskSpec::default()
+                },
+                file: None,
+            },
+        ];
+        let a = build(&spec, &disks, &paths(), Accel::Tcg, false, true).unwrap();
+        let s = a.join(" ");
+        assert!(
+            s.contains("-kernel /k -initrd /i -append console=ttyS0"),
+            "{s}"
+        );
+        assert!(s.contains("-m 96M -smp 2,maxcpus=2"), "{s}");
+        assert!(
+            s.contains("virtio-blk-pci,id=disk1,drive=disk1-0,bus=pci.0,addr=0x11"),
+            "{s}"
+        );
+        assert!(s.contains("ide-cd,id=cd3,bus=ide.1,unit=0"), "{s}");
+        assert!(!s.contains("bootindex"), "{s}");
+        assert!(s.ends_with("-S"));
+    }
+
+    #[test]
+    fn boot_order_becomes_boot_indexes() {
+        let spec = GuestSpec {
+            uuid: "u".into(),
+            memory: 64 << 20,
+            boot_policy: "BIOS order".into(),
+            boot_order: "dc".into(),
+            ..GuestSpec::default()
+        };
+        let disks = vec![
+            Disk {
+                spec: DiskSpec {
+                    device: "0".into(),
+                    ..DiskSpec::default()
+                },
+                file: Some(("/sr/a".into(), "raw")),
+            },
+            Disk {
+                spec: DiskSpec {
+                    device: "3".into(),
+                    cdrom: true,
+                    ..DiskSpec::default()
+                },
+                file: Some(("/iso/x.iso".into(), "raw")),
+            },
+        ];
+        let s = build(&spec, &disks, &paths(), Accel::Tcg, true, false)
+            .unwrap()
+            .join(" ");
+        assert!(s.contains("addr=0x10,bootindex=2"), "{s}");
+        assert!(
+            s.contains("ide-cd,id=cd3,drive=cd3,bus=ide.1,unit=0,bootindex=1"),
+            "{s}"
+        );
+        assert!(s.contains("-incoming defer -S"), "{s}");
+    }
+}

@@ -1,0 +1,1009 @@
+//! One running guest: its QEMU process, QMP connection, disks, console and agent channel.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use drover_host::{AgentReport, DiskIo, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, HostError};
+use drover_qmp::{Qmp, QmpError};
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::{broadcast, watch};
+
+use crate::cmdline::{self, Disk, Paths};
+use crate::Accel;
+
+/// How long an ordinary QMP command may take.
+const QMP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long QEMU may take to open its QMP socket after being started.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// The console log is cut back to `CONSOLE_KEEP` bytes when it grows beyond `CONSOLE_MAX`.
+const CONSOLE_MAX: u64 = 2 << 20;
+const CONSOLE_KEEP: u64 = 1 << 20;
+
+/// A disk as plugged into the running guest.
+#[derive(Debug, Clone)]
+struct PluggedDisk {
+    spec: DiskSpec,
+    /// QEMU device id.
+    id: String,
+    /// Top block node, if the drive has media.
+    node: Option<String>,
+    /// The image file.
+    path: Option<PathBuf>,
+}
+
+/// CPU and disk counters at one moment, to turn into rates.
+struct Sample {
+    at: Instant,
+    cpu_ticks: Vec<u64>,
+    disk_bytes: HashMap<String, (u64, u64)>,
+}
+
+/// Where the guests of this host are kept, for a guest to take itself out when it exits.
+pub(crate) type Registry = Arc<Mutex<HashMap<String, Arc<Guest>>>>;
+
+/// A running (or paused) guest.
+pub(crate) struct Guest {
+    pub uuid: String,
+    pub paths: Paths,
+    pub pid: i32,
+    pub qmp: Qmp,
+    spec: Mutex<GuestSpec>,
+    disks: Mutex<Vec<PluggedDisk>>,
+    /// Set while the agent itself stops the guest, so its exit is not reported as an event.
+    stopping: AtomicBool,
+    gone: watch::Receiver<bool>,
+    agent: Mutex<Option<AgentReport>>,
+    sample: Mutex<Option<Sample>>,
+    node_generation: AtomicU32,
+}
+
+fn qmp_err(e: QmpError) -> HostError {
+    HostError::Failed(e.to_string())
+}
+
+/// Whether process `pid` still exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// How a guest is to be started.
+pub(crate) struct Launch<'a> {
+    pub qemu: &'a Path,
+    pub accel: Accel,
+    pub spec: &'a GuestSpec,
+    pub disks: Vec<Disk>,
+    pub paths: Paths,
+    pub paused: bool,
+    /// A saved state to restore.
+    pub incoming: Option<PathBuf>,
+}
+
+impl Guest {
+    /// Starts QEMU and connects to it; on failure nothing is left running.
+    pub async fn launch(
+        l: Launch<'_>,
+        registry: &Registry,
+        events: &broadcast::Sender<GuestEvent>,
+    ) -> Result<Arc<Guest>, HostError> {
+        let args = cmdline::build(
+            l.spec,
+            &l.disks,
+            &l.paths,
+            l.accel,
+            l.incoming.is_some(),
+            l.paused,
+        )?;
+        let io = |what: &Path| {
+            let what = what.display().to_string();
+            move |e: std::io::Error| HostError::Failed(format!("{what}: {e}"))
+        };
+        std::fs::create_dir_all(&l.paths.dir).map_err(io(&l.paths.dir))?;
+        std::fs::create_dir_all(&l.paths.run).map_err(io(&l.paths.run))?;
+        for stale in [
+            l.paths.qmp(),
+            l.paths.console(),
+            l.paths.vnc(),
+            l.paths.agent(),
+            l.paths.pidfile(),
+        ] {
+            let _ = std::fs::remove_file(stale);
+        }
+        if l.incoming.is_none() {
+            // A new boot gets a new console log; a restored guest continues its own.
+            let _ = std::fs::remove_file(l.paths.console_log());
+        }
+        let spec_json = serde_json::to_vec_pretty(l.spec)
+            .map_err(|e| HostError::Failed(format!("spec: {e}")))?;
+        std::fs::write(l.paths.spec(), spec_json).map_err(io(&l.paths.spec()))?;
+        let log = std::fs::File::create(l.paths.qemu_log()).map_err(io(&l.paths.qemu_log()))?;
+        let mut child = tokio::process::Command::new(l.qemu)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io(&l.paths.qemu_log()))?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| HostError::Failed(format!("cannot run {}: {e}", l.qemu.display())))?;
+        let pid = child.id().unwrap_or(0) as i32;
+        let started = Instant::now();
+        let qmp = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let why = std::fs::read_to_string(l.paths.qemu_log()).unwrap_or_default();
+                cleanup(&l.paths);
+                return Err(HostError::Failed(format!(
+                    "qemu exited ({status}) while starting: {}",
+                    why.trim()
+                )));
+            }
+            if l.paths.qmp().exists() {
+                if let Ok((qmp, _)) = Qmp::connect(&l.paths.qmp(), QMP_TIMEOUT).await {
+                    break qmp;
+                }
+            }
+            if started.elapsed() > LAUNCH_TIMEOUT {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                cleanup(&l.paths);
+                return Err(HostError::Failed(
+                    "qemu did not open its control socket in time".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let (gone_tx, gone) = watch::channel(false);
+        let guest = Arc::new(Guest::new(l.spec, &l.paths, pid, qmp, &l.disks, gone));
+        guest.follow(registry, events, gone_tx, async move {
+            match child.wait().await {
+                Ok(s) if s.success() => "the guest powered off".to_string(),
+                Ok(s) => format!("qemu ended: {s}"),
+                Err(e) => format!("qemu ended: {e}"),
+            }
+        });
+        if let Some(state) = &l.incoming {
+            if let Err(e) = guest.restore(state, l.paused).await {
+                guest.kill().await;
+                return Err(e);
+            }
+        }
+        Ok(guest)
+    }
+
+    /// Re-attaches to a guest a previous run of the agent started, if it still runs.
+    pub async fn reattach(
+        paths: Paths,
+        registry: &Registry,
+        events: &broadcast::Sender<GuestEvent>,
+    ) -> Option<Arc<Guest>> {
+        let spec: GuestSpec = serde_json::from_slice(&std::fs::read(paths.spec()).ok()?).ok()?;
+        let pid: i32 = std::fs::read_to_string(paths.pidfile())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = String::from_utf8_lossy(&cmdline).contains(&spec.uuid);
+        let mut connected = None;
+        // A guest that is ours gets time to answer (its monitor may be busy).
+        for _ in 0..if ours { 5 } else { 0 } {
+            if let Ok((qmp, _)) = Qmp::connect(&paths.qmp(), Duration::from_secs(2)).await {
+                connected = Some(qmp);
+                break;
+            }
+            if !alive(pid) {
+                break;
+            }
+        }
+        let qmp = match connected {
+            Some(qmp) => qmp,
+            None => {
+                if ours && alive(pid) {
+                    tracing::warn!(uuid = spec.uuid, pid, "guest does not answer: stopping it");
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                cleanup(&paths);
+                return None;
+            }
+        };
+        let disks = plugged_from_qemu(&qmp, &spec).await;
+        let (gone_tx, gone) = watch::channel(false);
+        let guest = Arc::new(Guest::new(&spec, &paths, pid, qmp, &[], gone));
+        *guest.disks.lock().expect("disks lock") = disks;
+        let watched = guest.clone();
+        guest.follow(registry, events, gone_tx, async move {
+            // Not our child any more: its control socket closing is its exit.
+            watched.qmp.closed().await;
+            for _ in 0..100 {
+                if !alive(watched.pid) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            "qemu ended".to_string()
+        });
+        Some(guest)
+    }
+
+    fn new(
+        spec: &GuestSpec,
+        paths: &Paths,
+        pid: i32,
+        qmp: Qmp,
+        disks: &[Disk],
+        gone: watch::Receiver<bool>,
+    ) -> Guest {
+        let plugged = disks
+            .iter()
+            .map(|d| {
+                let id = cmdline::device_id(&d.spec).unwrap_or_default();
+                PluggedDisk {
+                    spec: d.spec.clone(),
+                    node: d.file.as_ref().map(|_| {
+                        if d.spec.cdrom {
+                            id.clone()
+                        } else {
+                            format!("{id}-0")
+                        }
+                    }),
+                    path: d.file.as_ref().map(|(p, _)| p.clone()),
+                    id,
+                }
+            })
+            .collect();
+        Guest {
+            uuid: spec.uuid.clone(),
+            paths: paths.clone(),
+            pid,
+            qmp,
+            spec: Mutex::new(spec.clone()),
+            disks: Mutex::new(plugged),
+            stopping: AtomicBool::new(false),
+            gone,
+            agent: Mutex::new(None),
+            sample: Mutex::new(None),
+            node_generation: AtomicU32::new(1),
+        }
+    }
+
+    /// Registers the guest and follows it: `exit` resolves, with a reason, when QEMU is gone.
+    fn follow(
+        self: &Arc<Self>,
+        registry: &Registry,
+        events: &broadcast::Sender<GuestEvent>,
+        gone: watch::Sender<bool>,
+        exit: impl std::future::Future<Output = String> + Send + 'static,
+    ) {
+        registry
+            .lock()
+            .expect("registry lock")
+            .insert(self.uuid.clone(), self.clone());
+        let me = self.clone();
+        let (reg, ev) = (registry.clone(), events.clone());
+        tokio::spawn(async move {
+            let reason = exit.await;
+            me.exited(&reg, &ev, &reason, &gone);
+        });
+        self.spawn_helpers();
+    }
+
+    fn exited(
+        &self,
+        registry: &Registry,
+        events: &broadcast::Sender<GuestEvent>,
+        reason: &str,
+        gone: &watch::Sender<bool>,
+    ) {
+        {
+            let mut reg = registry.lock().expect("registry lock");
+            if reg.get(&self.uuid).is_some_and(|g| g.pid == self.pid) {
+                reg.remove(&self.uuid);
+            }
+        }
+        cleanup(&self.paths);
+        let _ = gone.send(true);
+        if !self.stopping.load(Ordering::SeqCst) {
+            tracing::info!(uuid = self.uuid, reason, "guest stopped");
+            let _ = events.send(GuestEvent::Exited {
+                uuid: self.uuid.clone(),
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// The guest agent reader and the console log keeper, for as long as the guest runs.
+    fn spawn_helpers(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let mut gone = self.gone.clone();
+        let sock = self.paths.agent();
+        tokio::spawn(async move {
+            loop {
+                if *gone.borrow() {
+                    return;
+                }
+                if let Ok(stream) = tokio::net::UnixStream::connect(&sock).await {
+                    let mut lines = tokio::io::BufReader::new(stream).lines();
+                    loop {
+                        tokio::select! {
+                            line = lines.next_line() => match line {
+                                Ok(Some(line)) => {
+                                    let Some(g) = me.upgrade() else { return };
+                                    if let Some(report) = parse_agent(&line) {
+                                        *g.agent.lock().expect("agent lock") = Some(report);
+                                    }
+                                }
+                                _ => break,
+                            },
+                            _ = gone.changed() => return,
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = gone.changed() => return,
+                }
+            }
+        });
+        let log = self.paths.console_log();
+        let mut gone = self.gone.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => bound_log(&log),
+                    _ = gone.changed() => return,
+                }
+            }
+        });
+    }
+
+    /// Waits until the QEMU process is gone, up to `timeout`.
+    pub async fn wait_gone(&self, timeout: Duration) -> bool {
+        let mut gone = self.gone.clone();
+        tokio::time::timeout(timeout, gone.wait_for(|g| *g))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    async fn cmd(&self, command: &str, args: Option<Value>) -> Result<Value, HostError> {
+        self.qmp
+            .execute(command, args, QMP_TIMEOUT)
+            .await
+            .map_err(qmp_err)
+    }
+
+    /// `running`, `paused`, ... as QEMU says.
+    pub async fn status(&self) -> Result<String, HostError> {
+        let st = self.cmd("query-status", None).await?;
+        Ok(st["status"].as_str().unwrap_or("unknown").to_string())
+    }
+
+    /// Presses the ACPI power button and waits for the guest to go.
+    pub async fn powerdown(&self, timeout: Duration) -> Result<(), HostError> {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Err(e) = self.cmd("system_powerdown", None).await {
+            self.stopping.store(false, Ordering::SeqCst);
+            return Err(e);
+        }
+        if self.wait_gone(timeout).await {
+            return Ok(());
+        }
+        self.stopping.store(false, Ordering::SeqCst);
+        Err(HostError::ShutdownTimeout(self.uuid.clone()))
+    }
+
+    /// Stops the guest at once.
+    pub async fn kill(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.qmp.execute("quit", None, Duration::from_secs(2)).await;
+        if self.wait_gone(Duration::from_secs(5)).await {
+            return;
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        self.wait_gone(Duration::from_secs(10)).await;
+    }
+
+    /// Saves the guest's memory and device state to `file`, then stops it.
+    pub async fn save(&self, file: &Path) -> Result<(), HostError> {
+        let uri = exec_uri("cat > ", file)?;
+        self.cmd("migrate", Some(json!({ "uri": uri }))).await?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let st = self.cmd("query-migrate", None).await?;
+            match st["status"].as_str().unwrap_or("") {
+                "completed" => break,
+                "failed" | "cancelled" => {
+                    return Err(HostError::Failed(format!(
+                        "saving the guest's memory failed: {}",
+                        st["error-desc"].as_str().unwrap_or("unknown error")
+                    )))
+                }
+                _ if Instant::now() > deadline => {
+                    let _ = self.cmd("migrate_cancel", None).await;
+                    return Err(HostError::Failed(
+                        "saving the guest's memory took too long".into(),
+                    ));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        self.kill().await;
+        Ok(())
+    }
+
+    async fn restore(&self, file: &Path, paused: bool) -> Result<(), HostError> {
+        let uri = exec_uri("cat ", file)?;
+        self.cmd("migrate-incoming", Some(json!({ "uri": uri })))
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let st = self.status().await.map_err(|e| {
+                HostError::Failed(format!("restoring the guest's memory failed: {e}"))
+            })?;
+            match st.as_str() {
+                "inmigrate" | "prelaunch" if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                "paused" | "postmigrate" => break,
+                other => {
+                    return Err(HostError::Failed(format!(
+                        "restoring the guest's memory ended in state {other}"
+                    )))
+                }
+            }
+        }
+        if !paused {
+            self.cmd("cont", None).await?;
+        }
+        Ok(())
+    }
+
+    /// Pauses or resumes the virtual CPUs.
+    pub async fn set_running(&self, run: bool) -> Result<(), HostError> {
+        self.cmd(if run { "cont" } else { "stop" }, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Resets the machine, as the reset button does.
+    pub async fn reset(&self) -> Result<(), HostError> {
+        self.cmd("system_reset", None).await.map(|_| ())
+    }
+
+    /// Sets the balloon target.
+    pub async fn balloon(&self, bytes: u64) -> Result<(), HostError> {
+        let max = self.spec.lock().expect("spec lock").memory;
+        if bytes > max {
+            return Err(HostError::Failed(format!(
+                "the guest was started with {max} bytes and cannot grow beyond that while it runs"
+            )));
+        }
+        self.cmd("balloon", Some(json!({ "value": bytes })))
+            .await
+            .map(|_| ())
+    }
+
+    /// The spec the guest runs with, including disks plugged since.
+    pub fn spec(&self) -> GuestSpec {
+        let mut spec = self.spec.lock().expect("spec lock").clone();
+        spec.disks = self
+            .disks
+            .lock()
+            .expect("disks lock")
+            .iter()
+            .map(|d| d.spec.clone())
+            .collect();
+        spec
+    }
+
+    fn save_spec(&self) {
+        if let Ok(json) = serde_json::to_vec_pretty(&self.spec()) {
+            let _ = std::fs::write(self.paths.spec(), json);
+        }
+    }
+
+    /// Whether the guest has `path` open as a disk it writes.
+    pub fn writes(&self, path: &Path) -> bool {
+        self.disks
+            .lock()
+            .expect("disks lock")
+            .iter()
+            .any(|d| d.path.as_deref() == Some(path))
+    }
+
+    /// Hot-plugs a disk.
+    pub async fn plug(&self, disk: &DiskSpec, file: &Path, format: &str) -> Result<(), HostError> {
+        let id = cmdline::device_id(disk)?;
+        let n = cmdline::position(&disk.device)?;
+        if n >= cmdline::MAX_DISKS {
+            return Err(HostError::Failed(format!("no slot for disk position {n}")));
+        }
+        if self
+            .disks
+            .lock()
+            .expect("disks lock")
+            .iter()
+            .any(|d| d.id == id)
+        {
+            return Err(HostError::Failed(format!(
+                "the guest already has a disk at position {n}"
+            )));
+        }
+        let node = self.new_node(&id);
+        self.add_node(&node, file, format, disk.read_only).await?;
+        let dev = cmdline::disk_device(&id, &node, n, None);
+        let mut args = serde_json::Map::new();
+        for kv in dev.split(',') {
+            match kv.split_once('=') {
+                Some((k, v)) => args.insert(k.into(), Value::String(v.into())),
+                None => args.insert("driver".into(), Value::String(kv.into())),
+            };
+        }
+        if let Err(e) = self.cmd("device_add", Some(Value::Object(args))).await {
+            let _ = self
+                .cmd("blockdev-del", Some(json!({ "node-name": node })))
+                .await;
+            return Err(e);
+        }
+        self.disks.lock().expect("disks lock").push(PluggedDisk {
+            spec: disk.clone(),
+            id,
+            node: Some(node),
+            path: Some(file.to_path_buf()),
+        });
+        self.save_spec();
+        Ok(())
+    }
+
+    /// Hot-unplugs the disk at `device`, waiting for the guest to release it.
+    pub async fn unplug(&self, device: &str) -> Result<(), HostError> {
+        let n = cmdline::position(device)?;
+        let disk = self
+            .disks
+            .lock()
+            .expect("disks lock")
+            .iter()
+            .find(|d| !d.spec.cdrom && cmdline::position(&d.spec.device).ok() == Some(n))
+            .cloned()
+            .ok_or_else(|| HostError::Failed(format!("no disk at position {device}")))?;
+        let mut events = self.qmp.events();
+        self.cmd("device_del", Some(json!({ "id": disk.id })))
+            .await?;
+        let wait = async {
+            while let Ok(ev) = events.recv().await {
+                if ev.name == "DEVICE_DELETED" && ev.data["device"].as_str() == Some(&disk.id) {
+                    return true;
+                }
+            }
+            false
+        };
+        if !tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .unwrap_or(false)
+        {
+            return Err(HostError::Failed(format!(
+                "the guest did not release disk {device}"
+            )));
+        }
+        if let Some(node) = &disk.node {
+            let _ = self
+                .cmd("blockdev-del", Some(json!({ "node-name": node })))
+                .await;
+        }
+        self.disks
+            .lock()
+            .expect("disks lock")
+            .retain(|d| d.id != disk.id);
+        self.save_spec();
+        Ok(())
+    }
+
+    /// Inserts media into, or ejects it from, the CD drive at `device`.
+    pub async fn change_media(
+        &self,
+        device: &str,
+        media: Option<(&Path, &DiskSpec)>,
+    ) -> Result<(), HostError> {
+        let n = cmdline::position(device)?;
+        let disk = self
+            .disks
+            .lock()
+            .expect("disks lock")
+            .iter()
+            .find(|d| d.spec.cdrom && cmdline::position(&d.spec.device).ok() == Some(n))
+            .cloned()
+            .ok_or_else(|| HostError::Failed(format!("no CD drive at position {device}")))?;
+        let id = json!({ "id": disk.id });
+        self.cmd(
+            "blockdev-open-tray",
+            Some(json!({ "id": disk.id, "force": true })),
+        )
+        .await?;
+        self.cmd("blockdev-remove-medium", Some(id.clone())).await?;
+        if let Some(node) = &disk.node {
+            let _ = self
+                .cmd("blockdev-del", Some(json!({ "node-name": node })))
+                .await;
+        }
+        let mut updated = disk.clone();
+        updated.node = None;
+        updated.path = None;
+        updated.spec.sr.clear();
+        updated.spec.image.clear();
+        if let Some((file, spec)) = media {
+            let node = self.new_node(&disk.id);
+            self.add_node(&node, file, "raw", true).await?;
+            self.cmd(
+                "blockdev-insert-medium",
+                Some(json!({ "id": disk.id, "node-name": node })),
+            )
+            .await?;
+            updated.node = Some(node);
+            updated.path = Some(file.to_path_buf());
+            updated.spec.sr = spec.sr.clone();
+            updated.spec.image = spec.image.clone();
+        }
+        self.cmd("blockdev-close-tray", Some(id)).await?;
+        for d in self.disks.lock().expect("disks lock").iter_mut() {
+            if d.id == updated.id {
+                *d = updated.clone();
+            }
+        }
+        self.save_spec();
+        Ok(())
+    }
+
+    /// Makes the guest write the disk backed by `path` into the new, empty `overlay` (whose
+    /// backing file holds `path`'s current data) from now on.
+    pub async fn redirect_writes(&self, path: &Path, overlay: &Path) -> Result<(), HostError> {
+        let disk = self
+            .disks
+            .lock()
+            .expect("disks lock")
+            .iter()
+            .find(|d| d.path.as_deref() == Some(path))
+            .cloned()
+            .ok_or_else(|| HostError::Failed(format!("{} is not plugged", path.display())))?;
+        let top = disk
+            .node
+            .clone()
+            .ok_or_else(|| HostError::Failed("the drive is empty".into()))?;
+        let node = self.new_node(&disk.id);
+        self.cmd(
+            "blockdev-add",
+            Some(json!({
+                "driver": "qcow2",
+                "node-name": node,
+                "file": { "driver": "file", "filename": overlay },
+                "backing": null,
+            })),
+        )
+        .await?;
+        if let Err(e) = self
+            .cmd(
+                "blockdev-snapshot",
+                Some(json!({ "node": top, "overlay": node })),
+            )
+            .await
+        {
+            let _ = self
+                .cmd("blockdev-del", Some(json!({ "node-name": node })))
+                .await;
+            return Err(e);
+        }
+        for d in self.disks.lock().expect("disks lock").iter_mut() {
+            if d.id == disk.id {
+                d.node = Some(node.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn new_node(&self, id: &str) -> String {
+        format!(
+            "{id}-{}",
+            self.node_generation.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    async fn add_node(
+        &self,
+        node: &str,
+        file: &Path,
+        format: &str,
+        read_only: bool,
+    ) -> Result<(), HostError> {
+        self.cmd(
+            "blockdev-add",
+            Some(json!({
+                "driver": format,
+                "node-name": node,
+                "read-only": read_only,
+                "file": { "driver": "file", "filename": file, "read-only": read_only },
+            })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Live figures: memory, per-vCPU utilisation and disk throughput since the last call.
+    pub async fn metrics(&self) -> Result<GuestMetrics, HostError> {
+        let balloon = self.cmd("query-balloon", None).await.ok();
+        let spec_memory = self.spec.lock().expect("spec lock").memory;
+        let memory_actual = balloon
+            .as_ref()
+            .and_then(|b| b["actual"].as_u64())
+            .unwrap_or(spec_memory);
+        let cpus = self.cmd("query-cpus-fast", None).await?;
+        let threads: Vec<i64> = cpus
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["thread-id"].as_i64()).collect())
+            .unwrap_or_default();
+        let cpu_ticks: Vec<u64> = threads.iter().map(|t| thread_ticks(self.pid, *t)).collect();
+        let stats = self.cmd("query-blockstats", None).await?;
+        let ids: Vec<(String, String)> = self
+            .disks
+            .lock()
+            .expect("disks lock")
+            .iter()
+            .map(|d| (d.id.clone(), d.spec.device.clone()))
+            .collect();
+        let mut disk_bytes = HashMap::new();
+        for s in stats.as_array().into_iter().flatten() {
+            let qdev = s["qdev"].as_str().unwrap_or("");
+            if let Some((_, device)) = ids
+                .iter()
+                .find(|(id, _)| qdev.contains(&format!("/{id}/")) || qdev == id)
+            {
+                let st = &s["stats"];
+                disk_bytes.insert(
+                    device.clone(),
+                    (
+                        st["rd_bytes"].as_u64().unwrap_or(0),
+                        st["wr_bytes"].as_u64().unwrap_or(0),
+                    ),
+                );
+            }
+        }
+        let now = Sample {
+            at: Instant::now(),
+            cpu_ticks,
+            disk_bytes,
+        };
+        let mut last = self.sample.lock().expect("sample lock");
+        let (vcpu_utilisation, disks) = match last.as_ref() {
+            Some(prev) => {
+                let secs = now.at.duration_since(prev.at).as_secs_f64().max(0.001);
+                let hz = clock_ticks();
+                let util = now
+                    .cpu_ticks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let before = prev.cpu_ticks.get(i).copied().unwrap_or(*t);
+                        (t.saturating_sub(before) as f64 / hz / secs).min(1.0)
+                    })
+                    .collect();
+                let disks = now
+                    .disk_bytes
+                    .iter()
+                    .map(|(dev, (r, w))| {
+                        let (pr, pw) = prev.disk_bytes.get(dev).copied().unwrap_or((*r, *w));
+                        DiskIo {
+                            device: dev.clone(),
+                            read_kbs: r.saturating_sub(pr) as f64 / 1024.0 / secs,
+                            write_kbs: w.saturating_sub(pw) as f64 / 1024.0 / secs,
+                        }
+                    })
+                    .collect();
+                (util, disks)
+            }
+            None => (
+                vec![0.0; now.cpu_ticks.len()],
+                now.disk_bytes
+                    .keys()
+                    .map(|d| DiskIo {
+                        device: d.clone(),
+                        ..DiskIo::default()
+                    })
+                    .collect(),
+            ),
+        };
+        let vcpus = now.cpu_ticks.len() as u32;
+        *last = Some(now);
+        Ok(GuestMetrics {
+            memory_actual,
+            vcpus,
+            vcpu_utilisation,
+            disks,
+            agent: self.agent.lock().expect("agent lock").clone(),
+        })
+    }
+}
+
+/// What the disks of a re-attached guest are, from QEMU itself: the spec's disks, with the
+/// node names QEMU now uses for them.
+async fn plugged_from_qemu(qmp: &Qmp, spec: &GuestSpec) -> Vec<PluggedDisk> {
+    let block = qmp
+        .execute("query-block", None, QMP_TIMEOUT)
+        .await
+        .unwrap_or(Value::Null);
+    spec.disks
+        .iter()
+        .filter_map(|d| {
+            let id = cmdline::device_id(d).ok()?;
+            let entry = block.as_array().into_iter().flatten().find(|b| {
+                b["qdev"]
+                    .as_str()
+                    .is_some_and(|q| q == id || q.contains(&format!("/{id}/")))
+            });
+            let inserted = entry.map(|e| &e["inserted"]).filter(|i| i.is_object());
+            Some(PluggedDisk {
+                spec: d.clone(),
+                node: inserted.and_then(|i| i["node-name"].as_str().map(String::from)),
+                path: inserted
+                    .and_then(|i| i["file"].as_str())
+                    .map(PathBuf::from)
+                    .filter(|_| !d.image.is_empty()),
+                id,
+            })
+        })
+        .collect()
+}
+
+fn exec_uri(command: &str, file: &Path) -> Result<String, HostError> {
+    let f = file.to_string_lossy();
+    if f.contains('\'') {
+        return Err(HostError::Failed(format!("unusable state file name {f}")));
+    }
+    Ok(format!("exec:{command}'{f}'"))
+}
+
+/// CPU time (user + system) of one thread, in clock ticks.
+fn thread_ticks(pid: i32, tid: i64) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // Fields after the command: state is 0, utime 11, stime 12.
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64
+}
+
+/// Removes a stopped guest's sockets and runtime files; the console log stays.
+fn cleanup(paths: &Paths) {
+    let _ = std::fs::remove_dir_all(&paths.run);
+    let _ = std::fs::remove_file(paths.pidfile());
+    let _ = std::fs::remove_file(paths.spec());
+}
+
+/// Cuts the console log back to its last `CONSOLE_KEEP` bytes once it passes `CONSOLE_MAX`.
+/// QEMU appends (`O_APPEND`), so its next write lands at the new end.
+fn bound_log(log: &Path) {
+    let Ok(meta) = std::fs::metadata(log) else {
+        return;
+    };
+    if meta.len() <= CONSOLE_MAX {
+        return;
+    }
+    let Ok(data) = std::fs::read(log) else { return };
+    let tail = &data[data.len().saturating_sub(CONSOLE_KEEP as usize)..];
+    let _ = std::fs::write(log, tail);
+}
+
+/// Reads one report line of the guest agent.
+fn parse_agent(line: &str) -> Option<AgentReport> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let flat = |v: &Value| -> std::collections::BTreeMap<String, String> {
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                )
+            })
+            .collect()
+    };
+    let mut networks = std::collections::BTreeMap::new();
+    for (nic, addrs) in v["networks"].as_object().into_iter().flatten() {
+        for (i, a) in addrs.as_array().into_iter().flatten().enumerate() {
+            let addr = a.as_str().unwrap_or("");
+            let ip = addr.split('/').next().unwrap_or(addr);
+            let key = if i == 0 {
+                format!("{nic}/ip")
+            } else {
+                format!("{nic}/ipv4/{i}")
+            };
+            networks.insert(key, ip.to_string());
+        }
+    }
+    let disks = v["disks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str())
+        .map(|d| (d.to_string(), "present".to_string()))
+        .collect();
+    let mut other = std::collections::BTreeMap::new();
+    for k in ["agent", "version", "uptime", "boot_id"] {
+        if let Some(x) = v.get(k) {
+            other.insert(
+                k.to_string(),
+                x.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| x.to_string()),
+            );
+        }
+    }
+    Some(AgentReport {
+        os_version: flat(&v["os"]),
+        memory: flat(&v["memory"]),
+        networks,
+        disks,
+        other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_reports_become_maps() {
+        let r = parse_agent(
+            r#"{"agent":"drover-tiny","version":1,"os":{"name":"Drover tiny guest","kernel":"6.1"},
+            "memory":{"total_kb":70000,"free_kb":50000},"networks":{"eth0":["10.0.0.5/24"]},
+            "disks":["vda"],"uptime":12.5,"boot_id":"b"}"#
+                .replace('\n', " ")
+                .as_str(),
+        )
+        .unwrap();
+        assert_eq!(r.os_version["kernel"], "6.1");
+        assert_eq!(r.memory["total_kb"], "70000");
+        assert_eq!(r.networks["eth0/ip"], "10.0.0.5");
+        assert_eq!(r.other["uptime"], "12.5");
+        assert!(parse_agent("not json").is_none());
+    }
+
+    #[test]
+    fn console_log_is_cut_to_its_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("console.log");
+        let mut data = vec![b'a'; CONSOLE_MAX as usize];
+        data.extend_from_slice(b"the end");
+        std::fs::write(&log, &data).unwrap();
+        bound_log(&log);
+        let kept = std::fs::read(&log).unwrap();
+        assert_eq!(kept.len(), CONSOLE_KEEP as usize);
+        assert!(kept.ends_with(b"the end"));
+    }
+}
