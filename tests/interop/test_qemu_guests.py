@@ -395,3 +395,49 @@ def test_kill9_of_drover_leaves_guests_running_and_controllable(qengine, qx, ses
         for _ in range(50):
             os.kill(pid, 0)
             time.sleep(0.1)
+
+
+def test_start_paused_reboots_and_start_on(qx, session_id):
+    vm = tiny_vm(qx)
+    qx.VM.start(vm, True, False)
+    assert qx.VM.get_power_state(vm) == "Paused"
+    time.sleep(1)
+    assert "DROVER-GUEST" not in console_text(qx, vm, session_id), "a guest started paused ran"
+    qx.VM.unpause(vm)
+    _, boot1 = uptime_line(qx, vm, session_id)
+    at = mark(qx, vm, session_id)
+    qx.VM.hard_reboot(vm)
+    assert qx.VM.get_power_state(vm) == "Running"
+    m = wait_console(qx, vm, session_id, r"DROVER-GUEST boot_id=(\S+)", at)
+    assert m.group(1) != boot1, "hard_reboot did not reset the guest"
+    uptime_line(qx, vm, session_id, at)
+    qx.VM.clean_reboot(vm)
+    assert qx.VM.get_power_state(vm) == "Running"
+    # A clean reboot is a fresh boot of the same VM; the new console starts over.
+    m = wait_console(qx, vm, session_id, r"DROVER-GUEST boot_id=(\S+)")
+    assert m.group(1) not in (boot1,)
+    qx.VM.hard_shutdown(vm)
+    qx.VM.start_on(vm, xapitest.the_host(qx), False, False)
+    assert qx.VM.get_resident_on(vm) == xapitest.the_host(qx)
+    wait_console(qx, vm, session_id, r"uptime=")
+    qx.VM.hard_shutdown(vm)
+    qx.VM.destroy(vm)
+
+
+def test_shared_directory_sr_holds_copies(qengine, qx, tmp_path):
+    host = xapitest.the_host(qx)
+    shared_dir = tmp_path / "shared"
+    sr = qx.SR.create(host, {"path": str(shared_dir)}, "0", "Shared", "", "shared", "user", True, {})
+    assert qx.SR.get_shared(sr)
+    assert int(qx.SR.get_physical_size(sr)) > 0
+    src = qx.VDI.create(vdi_record(xapitest.local_sr(qx), name=unique("src"), size=32 * MiB))
+    copy = qx.VDI.copy(src, sr)
+    assert qx.VDI.get_SR(copy) == sr
+    assert (shared_dir / qx.VDI.get_location(copy)).is_file()
+    vm = tiny_vm(qx)
+    qx.VBD.create(vbd_record(vm, copy, "1"))
+    qx.VM.start(vm, False, False)
+    qx.VM.hard_shutdown(vm)
+    qx.VM.destroy(vm)
+    qx.VDI.destroy(copy)
+    assert not list(shared_dir.glob("*.qcow2"))

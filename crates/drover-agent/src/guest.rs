@@ -390,18 +390,29 @@ impl Guest {
         Ok(st["status"].as_str().unwrap_or("unknown").to_string())
     }
 
-    /// Presses the ACPI power button and waits for the guest to go.
+    /// Presses the ACPI power button and waits for the guest to go. The button is pressed again
+    /// every few seconds, for a guest that was still booting when it was first pressed.
     pub async fn powerdown(&self, timeout: Duration) -> Result<(), HostError> {
+        const AGAIN: Duration = Duration::from_secs(5);
         self.stopping.store(true, Ordering::SeqCst);
-        if let Err(e) = self.cmd("system_powerdown", None).await {
-            self.stopping.store(false, Ordering::SeqCst);
-            return Err(e);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Err(e) = self.cmd("system_powerdown", None).await {
+                if self.wait_gone(Duration::ZERO).await {
+                    return Ok(());
+                }
+                self.stopping.store(false, Ordering::SeqCst);
+                return Err(e);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.wait_gone(left.min(AGAIN)).await {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.stopping.store(false, Ordering::SeqCst);
+                return Err(HostError::ShutdownTimeout(self.uuid.clone()));
+            }
         }
-        if self.wait_gone(timeout).await {
-            return Ok(());
-        }
-        self.stopping.store(false, Ordering::SeqCst);
-        Err(HostError::ShutdownTimeout(self.uuid.clone()))
     }
 
     /// Stops the guest at once.
