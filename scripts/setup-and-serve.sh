@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Quick start: install the build dependencies, build the release engine and serve the XenAPI on
-# http://127.0.0.1:8080 with its state in ./var. Extra arguments go to `drover serve`
-# (e.g. --host-driver sim). The admin password is $DROVER_ADMIN_PASSWORD if set on first start,
+# Quick start: install the build dependencies and QEMU, build the release engine and the tiny guest
+# (offered as the template `Tiny Linux`), and serve the XenAPI on http://127.0.0.1:8080 with its
+# state in ./var. Extra arguments go to `drover serve` (e.g. --host-driver sim). The admin password is $DROVER_ADMIN_PASSWORD if set on first start,
 # else a random one written to ./var/admin-password.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for p in build-essential pkg-config ca-certificates; do
+for p in build-essential pkg-config ca-certificates qemu-system-x86 qemu-utils; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -30,6 +30,8 @@ echo "==> cargo build --release"
 cargo build --release
 
 mkdir -p var
+echo "==> building the tiny guest into ./var/tiny-guest (Debian's cloud kernel + busybox)"
+guest/build-tiny-guest.sh ./var/tiny-guest
 if [ -f var/admin-password ]; then
     echo "==> admin password: in ./var/admin-password (log in as admin or root)"
 elif [ -n "${DROVER_ADMIN_PASSWORD:-}" ]; then
