@@ -31,6 +31,9 @@ impl Paths {
     pub fn spec(&self) -> PathBuf {
         self.dir.join("spec.json")
     }
+    pub fn disks(&self) -> PathBuf {
+        self.dir.join("disks.json")
+    }
     pub fn pidfile(&self) -> PathBuf {
         self.dir.join("qemu.pid")
     }

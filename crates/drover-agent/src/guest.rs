@@ -25,7 +25,7 @@ const CONSOLE_MAX: u64 = 2 << 20;
 const CONSOLE_KEEP: u64 = 1 << 20;
 
 /// A disk as plugged into the running guest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct PluggedDisk {
     spec: DiskSpec,
     /// QEMU device id.
@@ -164,6 +164,7 @@ impl Guest {
         };
         let (gone_tx, gone) = watch::channel(false);
         let guest = Arc::new(Guest::new(l.spec, &l.paths, pid, qmp, &l.disks, gone));
+        guest.save_spec();
         guest.follow(registry, events, gone_tx, async move {
             match child.wait().await {
                 Ok(s) if s.success() => "the guest powered off".to_string(),
@@ -219,7 +220,10 @@ impl Guest {
                 return None;
             }
         };
-        let disks = plugged_from_qemu(&qmp, &spec).await;
+        let disks: Vec<PluggedDisk> = std::fs::read(paths.disks())
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
         let (gone_tx, gone) = watch::channel(false);
         let guest = Arc::new(Guest::new(&spec, &paths, pid, qmp, &[], gone));
         *guest.disks.lock().expect("disks lock") = disks;
@@ -522,10 +526,26 @@ impl Guest {
         spec
     }
 
+    /// Records the spec and the disks as plugged now, for an agent that re-attaches later.
     fn save_spec(&self) {
         if let Ok(json) = serde_json::to_vec_pretty(&self.spec()) {
             let _ = std::fs::write(self.paths.spec(), json);
         }
+        let disks = self.disks.lock().expect("disks lock").clone();
+        if let Ok(json) = serde_json::to_vec_pretty(&disks) {
+            let _ = std::fs::write(self.paths.disks(), json);
+        }
+    }
+
+    /// Files the QEMU process has open.
+    pub fn open_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .map(|fds| {
+                fds.flatten()
+                    .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whether the guest has `path` open as a disk it writes.
@@ -722,6 +742,7 @@ impl Guest {
                 d.node = Some(node.clone());
             }
         }
+        self.save_spec();
         Ok(())
     }
 
@@ -847,36 +868,6 @@ impl Guest {
     }
 }
 
-/// What the disks of a re-attached guest are, from QEMU itself: the spec's disks, with the
-/// node names QEMU now uses for them.
-async fn plugged_from_qemu(qmp: &Qmp, spec: &GuestSpec) -> Vec<PluggedDisk> {
-    let block = qmp
-        .execute("query-block", None, QMP_TIMEOUT)
-        .await
-        .unwrap_or(Value::Null);
-    spec.disks
-        .iter()
-        .filter_map(|d| {
-            let id = cmdline::device_id(d).ok()?;
-            let entry = block.as_array().into_iter().flatten().find(|b| {
-                b["qdev"]
-                    .as_str()
-                    .is_some_and(|q| q == id || q.contains(&format!("/{id}/")))
-            });
-            let inserted = entry.map(|e| &e["inserted"]).filter(|i| i.is_object());
-            Some(PluggedDisk {
-                spec: d.clone(),
-                node: inserted.and_then(|i| i["node-name"].as_str().map(String::from)),
-                path: inserted
-                    .and_then(|i| i["file"].as_str())
-                    .map(PathBuf::from)
-                    .filter(|_| !d.image.is_empty()),
-                id,
-            })
-        })
-        .collect()
-}
-
 fn exec_uri(command: &str, file: &Path) -> Result<String, HostError> {
     let f = file.to_string_lossy();
     if f.contains('\'') {
@@ -910,6 +901,7 @@ fn cleanup(paths: &Paths) {
     let _ = std::fs::remove_dir_all(&paths.run);
     let _ = std::fs::remove_file(paths.pidfile());
     let _ = std::fs::remove_file(paths.spec());
+    let _ = std::fs::remove_file(paths.disks());
 }
 
 /// Cuts the console log back to its last `CONSOLE_KEEP` bytes once it passes `CONSOLE_MAX`.

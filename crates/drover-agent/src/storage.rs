@@ -71,11 +71,20 @@ impl QemuHost {
             sr: sr.into(),
             reason: format!("{}: {e}", dir.display()),
         })?;
-        // Leftovers of operations a crash interrupted.
+        // Leftovers of operations a crash interrupted, unless a running guest still writes one
+        // (a live clone interrupted between redirecting the guest and renaming its new file).
+        let open: Vec<PathBuf> = self
+            .guests
+            .lock()
+            .expect("registry lock")
+            .values()
+            .flat_map(|g| g.open_files())
+            .collect();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(".new-") || name.starts_with(".import-") {
+                let scratch = name.starts_with(".new-") || name.starts_with(".import-");
+                if scratch && !open.contains(&e.path()) {
                     let _ = std::fs::remove_file(e.path());
                 }
             }

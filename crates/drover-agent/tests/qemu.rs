@@ -201,6 +201,14 @@ async fn second_agent(
         h.guests().await,
         vec![("a1".to_string(), GuestState::Running)]
     );
+    // It still knows the guest's disks: one writer only, and live clones still work.
+    let other = spec("a2", "", vec![d.clone()]);
+    assert!(matches!(
+        h.start(&other, false).await,
+        Err(HostError::ImageInUse(_))
+    ));
+    let clone2 = h.image_clone("sr", &disk.location, "c2").await.unwrap();
+    h.image_destroy("sr", &clone2.location).await.unwrap();
     let m = h.guest_metrics("a1").await.unwrap();
     assert_eq!(m.vcpus, 1);
     assert!(m.memory_actual > 0);
