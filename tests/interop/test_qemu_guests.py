@@ -52,8 +52,9 @@ def qx(qengine):
     return qengine.session().xenapi
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def session_id(qengine):
+    """A fresh session for HTTP console access (sessions do not outlive an engine restart)."""
     return qengine.session()._session
 
 
@@ -441,3 +442,25 @@ def test_shared_directory_sr_holds_copies(qengine, qx, tmp_path):
     qx.VM.destroy(vm)
     qx.VDI.destroy(copy)
     assert not list(shared_dir.glob("*.qcow2"))
+
+
+def test_vcpus_change_live_and_survive_suspend(qx, session_id):
+    vm = tiny_vm(qx)
+    qx.VM.set_VCPUs_max(vm, "2")
+    qx.VM.start(vm, False, False)
+    wait_console(qx, vm, session_id, r"cpus=1\b")
+    at = mark(qx, vm, session_id)
+    qx.VM.set_VCPUs_number_live(vm, "2")
+    wait_console(qx, vm, session_id, r"cpus=2\b", at)
+    assert int(qx.VM.get_VCPUs_at_startup(vm)) == 2
+    _, boot = uptime_line(qx, vm, session_id)
+    at = mark(qx, vm, session_id)
+    qx.VM.suspend(vm)
+    qx.VM.resume(vm, False, False)
+    _, boot2 = uptime_line(qx, vm, session_id, at)
+    assert boot2 == boot
+    with pytest.raises(XenAPI.Failure):
+        qx.VM.set_VCPUs_number_live(vm, "3")
+    assert int(qx.VM_metrics.get_VCPUs_number(qx.VM.get_metrics(vm))) == 2
+    qx.VM.hard_shutdown(vm)
+    qx.VM.destroy(vm)

@@ -116,6 +116,27 @@ pub(crate) fn disk_device(id: &str, node: &str, n: u32, bootindex: Option<u32>) 
     )
 }
 
+/// The most virtual CPUs a guest may have.
+pub(crate) fn max_vcpus(spec: &GuestSpec) -> u32 {
+    spec.vcpus_max.max(spec.vcpus).max(1)
+}
+
+/// QEMU's id of virtual CPU `k` (the first, `0`, is built in).
+pub(crate) fn cpu_id(k: u32) -> String {
+    format!("cpu{k}")
+}
+
+/// The `-device` argument of virtual CPU `k`.
+pub(crate) fn cpu_device(k: u32) -> String {
+    format!(
+        "{CPU_TYPE},id={},socket-id=0,core-id={k},thread-id=0",
+        cpu_id(k)
+    )
+}
+
+/// QEMU's CPU model of guests (its default for the `pc` machine).
+pub(crate) const CPU_TYPE: &str = "qemu64-x86_64-cpu";
+
 /// IDE position of CD drive number `k` (the first is the secondary master).
 fn cd_slot(k: usize) -> Result<(&'static str, u32), HostError> {
     [("ide.1", 0), ("ide.1", 1), ("ide.0", 1)]
@@ -145,7 +166,10 @@ pub(crate) fn build(
         "-m".into(),
         format!("{mib}M"),
         "-smp".into(),
-        format!("{vcpus},maxcpus={vcpus}"),
+        format!(
+            "1,sockets=1,cores={max},threads=1,maxcpus={max}",
+            max = max_vcpus(spec)
+        ),
         "-nodefaults".into(),
         "-no-user-config".into(),
         "-display".into(),
@@ -183,6 +207,11 @@ pub(crate) fn build(
         "-pidfile".into(),
         paths.pidfile().to_string_lossy().into_owned(),
     ];
+    // CPUs beyond the first are devices, as hot-plugged ones are: a guest whose count changed
+    // while it ran is restored onto the same machine.
+    for k in 1..vcpus.min(max_vcpus(spec)) {
+        a.extend(["-device".into(), cpu_device(k)]);
+    }
     if uuid::Uuid::parse_str(&spec.uuid).is_ok() {
         a.extend(["-uuid".into(), spec.uuid.clone()]);
     }
@@ -317,7 +346,14 @@ mod tests {
             s.contains("-kernel /k -initrd /i -append console=ttyS0"),
             "{s}"
         );
-        assert!(s.contains("-m 96M -smp 2,maxcpus=2"), "{s}");
+        assert!(
+            s.contains("-m 96M -smp 1,sockets=1,cores=2,threads=1,maxcpus=2"),
+            "{s}"
+        );
+        assert!(
+            s.contains("-device qemu64-x86_64-cpu,id=cpu1,socket-id=0,core-id=1,thread-id=0"),
+            "{s}"
+        );
         assert!(
             s.contains("virtio-blk-pci,id=disk1,drive=disk1-0,bus=pci.0,addr=0x11"),
             "{s}"

@@ -513,6 +513,63 @@ impl Guest {
             .map(|_| ())
     }
 
+    /// Plugs or unplugs virtual CPUs until the guest has `count`.
+    pub async fn set_vcpus(&self, count: u32) -> Result<(), HostError> {
+        let spec = self.spec();
+        let max = cmdline::max_vcpus(&spec);
+        if count == 0 || count > max {
+            return Err(HostError::Failed(format!(
+                "the guest can have 1 to {max} virtual CPUs while it runs, not {count}"
+            )));
+        }
+        let mut current = spec.vcpus.max(1);
+        while current < count {
+            self.cmd(
+                "device_add",
+                Some(json!({
+                    "driver": cmdline::CPU_TYPE,
+                    "id": cmdline::cpu_id(current),
+                    "socket-id": 0,
+                    "core-id": current,
+                    "thread-id": 0,
+                })),
+            )
+            .await?;
+            current += 1;
+            self.record_vcpus(current);
+        }
+        while current > count {
+            let id = cmdline::cpu_id(current - 1);
+            let mut events = self.qmp.events();
+            self.cmd("device_del", Some(json!({ "id": id }))).await?;
+            let gone = async {
+                while let Ok(ev) = events.recv().await {
+                    if ev.name == "DEVICE_DELETED" && ev.data["device"].as_str() == Some(&id) {
+                        return true;
+                    }
+                }
+                false
+            };
+            if !tokio::time::timeout(Duration::from_secs(30), gone)
+                .await
+                .unwrap_or(false)
+            {
+                return Err(HostError::Unsupported(format!(
+                    "the guest did not release virtual CPU {}; it keeps {current}",
+                    current - 1
+                )));
+            }
+            current -= 1;
+            self.record_vcpus(current);
+        }
+        Ok(())
+    }
+
+    fn record_vcpus(&self, count: u32) {
+        self.spec.lock().expect("spec lock").vcpus = count;
+        self.save_spec();
+    }
+
     /// The spec the guest runs with, including disks plugged since.
     pub fn spec(&self) -> GuestSpec {
         let mut spec = self.spec.lock().expect("spec lock").clone();

@@ -411,14 +411,7 @@ impl HostDriver for QemuHost {
     }
 
     async fn set_vcpus(&self, uuid: &str, count: u32) -> Result<(), HostError> {
-        let g = self.guest(uuid)?;
-        let current = g.spec().vcpus;
-        if count == current {
-            return Ok(());
-        }
-        Err(HostError::Unsupported(format!(
-            "the guest runs with {current} virtual CPUs; the count changes at its next start"
-        )))
+        self.guest(uuid)?.set_vcpus(count).await
     }
 
     async fn guest_metrics(&self, uuid: &str) -> Result<GuestMetrics, HostError> {

@@ -387,6 +387,7 @@ impl Engine {
                 uuid: vm.uuid().to_string(),
                 name: vm.str("name_label").to_string(),
                 vcpus: vm.int("VCPUs_at_startup").max(0) as u32,
+                vcpus_max: vm.int("VCPUs_max").max(0) as u32,
                 memory: vm.int("memory_dynamic_max").max(0) as u64,
                 kernel: vm.str("PV_kernel").to_string(),
                 ramdisk: vm.str("PV_ramdisk").to_string(),

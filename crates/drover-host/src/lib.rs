@@ -58,6 +58,9 @@ pub struct GuestSpec {
     pub name: String,
     /// Virtual CPUs at start.
     pub vcpus: u32,
+    /// The most virtual CPUs the guest may have while it runs (0: as many as at start).
+    #[serde(default)]
+    pub vcpus_max: u32,
     /// Memory in bytes.
     pub memory: u64,
     /// Direct-boot kernel path, if any.
