@@ -11,7 +11,8 @@
 # a signal: drover, QEMU processes, libvirt domains and the libvirt daemons it started, temp dirs.
 #
 # Env knobs: N (timed starts per section, 5), K (guests for the RSS figure, 10), DENSITY_MAX (40),
-# DENSITY_BATCH (5), NO_LIBVIRT=1 (skip libvirt), DROVER_BIN (binary; default: cargo build --release),
+# DENSITY_BATCH (5), BOOT_TIMEOUT (s per guest boot, 300), NO_LIBVIRT=1 (skip libvirt), DROVER_BIN
+# (binary; default: cargo build --release),
 # TINY_GUEST (guest directory, default guest/out). Extra arguments go to bench/vmstart_bench.py.
 # Usage: bash bench/vmstart.sh        e.g.  N=10 DENSITY_MAX=60 bash bench/vmstart.sh --json /tmp/v.json
 set -euo pipefail

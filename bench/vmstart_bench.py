@@ -42,7 +42,7 @@ GiB = 1 << 30
 MiB = 1 << 20
 INIT_MARK = b"DROVER-GUEST cmdline="
 POLL = 0.001
-BOOT_TIMEOUT = 180.0
+BOOT_TIMEOUT = float(os.environ.get("BOOT_TIMEOUT", 300))  # per guest, seconds
 T_START = time.monotonic()
 
 
@@ -79,6 +79,16 @@ def cpu_idle_pct(seconds=5.0):
     time.sleep(seconds)
     i1, t1 = cpu_times()
     return 100.0 * (i1 - i0) / max(1, t1 - t0)
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        return int(st[11]) + int(st[12])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def rss_bytes(pid):
@@ -879,11 +889,19 @@ def section_memory(dg: DroverGuests, drover: Drover, k, density_max, batch, res)
     res["qemu_rss_n"] = [x for x in (rss_bytes(dg.qemu_pid(u)) for _, u in alive) if x]
     res["rssN"] = drover.rss()
     log("  host CPU idle over 5 s with all guests idle ...")
+    qpids = [p for p in (dg.qemu_pid(u) for _, u in alive) if p]
+    q0 = {p: cpu_ticks(p) for p in qpids}
+    t0 = time.monotonic()
     res["idleN"] = cpu_idle_pct(5)
+    dt = time.monotonic() - t0
+    used = [cpu_ticks(p) - q0[p] for p in qpids if q0[p] is not None and cpu_ticks(p) is not None]
+    if used:  # % of one core per guest, from the QEMU processes' own CPU time
+        res["qemu_cpu_pct"] = 100.0 * statistics.mean(used) / os.sysconf("SC_CLK_TCK") / dt
     if res["drop_per_guest"]:
         res["fit"] = int((m["MemTotal"] - GiB) // res["drop_per_guest"])
     log(f"  {len(alive)} alive; MemAvailable drop {fmt_mib(res['drop_per_guest'])} per guest; CPU idle "
-        f"{res['idleN']:.1f} %; extrapolation {res.get('fit')} guests in MemTotal - 1 GiB  load {loadavg()}")
+        f"{res['idleN']:.1f} %; QEMU CPU {res.get('qemu_cpu_pct', float('nan')):.1f} % of a core per guest; "
+        f"extrapolation {res.get('fit', '-')} guests in MemTotal - 1 GiB  load {loadavg()}")
     log(f"  shutting down {len(running)} guests")
     t = time.monotonic()
     for vm, _ in running:
@@ -962,6 +980,9 @@ def report(res, args):
         print(f"  drover RSS with {res['density_n']} guests                 {fmt_mib(res['rssN'])}")
         print(f"  host CPU idle, 0 guests / {res['density_n']} idle guests     {res['idle0']:.1f} % / {res['idleN']:.1f} %"
               f"   (/proc/stat over 5 s, {ncpu} CPUs)")
+        if res.get("qemu_cpu_pct") is not None:
+            sat = "  (host saturated: a lower bound)" if res["idleN"] < 5 else ""
+            print(f"  CPU per idle guest (QEMU utime+stime)      {res['qemu_cpu_pct']:.1f} % of a core{sat}")
         if res.get("fit"):
             print(f"  extrapolation: (MemTotal - 1 GiB) / drop   {res['fit']} guests")
         print(f"  hard_shutdown + destroy of all             {res['shutdown_all_s']:.1f} s")
