@@ -71,6 +71,25 @@ fn uptime(line: &str) -> f64 {
         .unwrap()
 }
 
+/// Kills the guests a test left running when it fails (QEMU outlives the agent by design).
+struct Reaper<'a>(&'a std::path::Path);
+
+impl Drop for Reaper<'_> {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(self.0.join("guests"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(pid) = std::fs::read_to_string(e.path().join("qemu.pid")) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", pid.trim()])
+                    .status();
+            }
+        }
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -82,6 +101,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn a_guest_lives_its_whole_life() {
     let data = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(data.path());
     // The first agent's runtime ends as a killed agent process would: its tasks and sockets go.
     let (s, d, disk, clone, extra) = runtime().block_on(first_agent(data.path()));
     runtime().block_on(second_agent(data.path(), s, d, disk, clone, extra));
@@ -238,6 +258,7 @@ async fn second_agent(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_leaves_nothing_behind() {
     let data = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(data.path());
     let h = host(data.path()).await;
     let mut s = spec("b1", "", vec![]);
     s.kernel = "/nonexistent/vmlinuz".into();
