@@ -426,21 +426,7 @@ impl Engine {
                 HostError::BadImage { reason, .. } => CoreError::ImportFailed(reason),
                 e => self.host_error(e, "import"),
             })?;
-        self.write(|t| {
-            t.must("VDI", vdi)?;
-            t.set(
-                "VDI",
-                vdi,
-                "virtual_size",
-                Value::Int(info.virtual_size as i64),
-            )?;
-            t.set(
-                "VDI",
-                vdi,
-                "physical_utilisation",
-                Value::Int(info.physical_utilisation as i64),
-            )
-        })?;
+        self.write(|t| record_sizes(t, vdi, &info))?;
         self.refresh_sr(&sr).await;
         Ok(())
     }
@@ -512,20 +498,7 @@ impl Engine {
                     .image_resize(&sr, &image_location(&obj), size as u64)
                     .await
                     .map_err(|e| self.host_error(e, "resize"))?;
-                self.write(|t| {
-                    t.set(
-                        "VDI",
-                        vdi,
-                        "virtual_size",
-                        Value::Int(info.virtual_size as i64),
-                    )?;
-                    t.set(
-                        "VDI",
-                        vdi,
-                        "physical_utilisation",
-                        Value::Int(info.physical_utilisation as i64),
-                    )
-                })?;
+                self.write(|t| record_sizes(t, vdi, &info))?;
                 self.refresh_sr(&sr).await;
                 Ok(Reply::Void)
             }
@@ -634,4 +607,21 @@ impl Engine {
             .map_err(|e| self.host_error(e, "unplug"))?;
         self.write(|t| release_disks(t, std::slice::from_ref(&vbd.r)))
     }
+}
+
+/// Records an image's figures on its VDI.
+fn record_sizes(t: &mut Txn, vdi: &str, info: &ImageInfo) -> Result<()> {
+    t.must("VDI", vdi)?;
+    t.set(
+        "VDI",
+        vdi,
+        "virtual_size",
+        Value::Int(info.virtual_size as i64),
+    )?;
+    t.set(
+        "VDI",
+        vdi,
+        "physical_utilisation",
+        Value::Int(info.physical_utilisation as i64),
+    )
 }
