@@ -464,3 +464,34 @@ def test_vcpus_change_live_and_survive_suspend(qx, session_id):
     assert int(qx.VM_metrics.get_VCPUs_number(qx.VM.get_metrics(vm))) == 2
     qx.VM.hard_shutdown(vm)
     qx.VM.destroy(vm)
+
+
+def test_a_guest_that_dies_is_marked_halted_with_the_reason(qengine, qx, session_id):
+    vm = tiny_vm(qx)
+    qx.VM.start(vm, False, False)
+    wait_console(qx, vm, session_id, r"uptime=")
+    pid = int((qengine.data_dir / "guests" / qx.VM.get_uuid(vm) / "qemu.pid").read_text())
+    token = getattr(qx.event, "from")(["vm"], "", 0.0)["token"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while qx.VM.get_power_state(vm) != "Halted":
+        assert time.monotonic() < deadline, "a killed guest was not noticed"
+        time.sleep(0.2)
+    changes = getattr(qx.event, "from")(["vm"], token, 5.0)["events"]
+    assert any(e["ref"] == vm and e["operation"] == "mod" for e in changes)
+    other = qx.VM.get_other_config(vm)
+    assert other.get("last_shutdown_initiator") == "external", other
+    assert other.get("last_shutdown_reason"), other
+    assert qx.VM.get_consoles(vm) == []
+    qx.VM.destroy(vm)
+
+
+def test_an_sr_whose_directory_disappears_gives_a_clear_error(qx, tmp_path):
+    host = xapitest.the_host(qx)
+    gone = tmp_path / "gone"
+    sr = qx.SR.create(host, {"path": str(gone)}, "0", "Vanishing", "", "shared", "user", True, {})
+    gone.rmdir()
+    with pytest.raises(XenAPI.Failure) as e:
+        qx.VDI.create(vdi_record(sr, size=8 * MiB))
+    assert e.value.details[0] in ("SR_BACKEND_FAILURE", "SR_NOT_ATTACHED"), e.value.details
+    assert qx.SR.get_VDIs(sr) == []

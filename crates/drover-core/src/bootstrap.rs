@@ -321,6 +321,11 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
             match (state, live) {
                 ("Running" | "Paused", None) => {
                     tracing::warn!(vm, "guest is gone from its host: marking the VM halted");
+                    crate::vm::record_unplanned_stop(
+                        t,
+                        vm,
+                        "the guest stopped while Drover was not running",
+                    )?;
                     crate::vm::halt(t, vm)?;
                 }
                 (_, Some(running)) if state != running => {

@@ -57,6 +57,7 @@ impl Engine {
                 return Ok(());
             }
             tracing::info!(vm, reason, "guest stopped on its own");
+            crate::vm::record_unplanned_stop(t, &vm, reason)?;
             crate::vm::halt(t, &vm)?;
             crate::vm::refresh_allowed(t, &vm)
         });

@@ -1017,3 +1017,17 @@ pub(crate) fn run_on(
     }
     Ok(())
 }
+
+/// Records why a VM stopped without being asked to, in `other_config` (as xapi does), so that
+/// the VM's change event says why.
+pub(crate) fn record_unplanned_stop(t: &mut Txn, vm: &str, reason: &str) -> Result<()> {
+    let time = drover_model::time::format(crate::engine::now());
+    t.update("VM", vm, "other_config", |m| {
+        m.map_insert(Value::str("last_shutdown_reason"), Value::str(reason));
+        m.map_insert(
+            Value::str("last_shutdown_initiator"),
+            Value::str("external"),
+        );
+        m.map_insert(Value::str("last_shutdown_time"), Value::str(&time));
+    })
+}

@@ -5,6 +5,7 @@
 //! onto these objects, so the schema lives here, below the core, with no wire format attached.
 
 mod schema;
+pub mod time;
 mod types;
 mod value;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use drover_rpcwire::xmlrpc::ValueWriter;
 use drover_rpcwire::WireValue;
 
-use crate::time;
+use drover_model::time;
 
 /// Which encoding a call came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

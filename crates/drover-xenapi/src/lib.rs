@@ -10,7 +10,6 @@ mod dispatch;
 mod errors;
 mod http;
 mod server;
-mod time;
 mod where_expr;
 
 pub use server::router;

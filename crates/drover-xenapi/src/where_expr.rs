@@ -208,7 +208,7 @@ fn text(v: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
         Value::Bool(b) => b.to_string(),
-        Value::DateTime(t) => crate::time::format(*t),
+        Value::DateTime(t) => drover_model::time::format(*t),
         other => format!("{other:?}"),
     }
 }

@@ -1,4 +1,4 @@
-//! XenAPI's datetime format, `20230729T13:20:01Z`.
+//! The datamodel's datetime format, `20230729T13:20:01Z`.
 
 /// Formats seconds since the epoch.
 pub fn format(secs: i64) -> String {
