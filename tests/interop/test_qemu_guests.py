@@ -495,3 +495,15 @@ def test_an_sr_whose_directory_disappears_gives_a_clear_error(qx, tmp_path):
         qx.VDI.create(vdi_record(sr, size=8 * MiB))
     assert e.value.details[0] in ("SR_BACKEND_FAILURE", "SR_NOT_ATTACHED"), e.value.details
     assert qx.SR.get_VDIs(sr) == []
+
+
+def test_host_figures_come_from_the_real_host(qx):
+    host = xapitest.the_host(qx)
+    with open("/proc/meminfo") as f:
+        total_kb = int(next(l for l in f if l.startswith("MemTotal:")).split()[1])
+    hm = qx.host_metrics.get_record(qx.host.get_metrics(host))
+    assert int(hm["memory_total"]) == total_kb * 1024
+    assert 0 < int(hm["memory_free"]) <= int(hm["memory_total"])
+    cpus = [r for r in qx.host_cpu.get_all_records().values() if r["host"] == host]
+    assert sorted(int(c["number"]) for c in cpus) == list(range(os.cpu_count()))
+    assert all(0.0 <= float(c["utilisation"]) <= 1.0 for c in cpus)

@@ -53,41 +53,55 @@ pub(crate) fn memory_available() -> u64 {
     meminfo("MemAvailable:")
 }
 
-/// Busy and total CPU time of the host, in ticks.
-fn cpu_times() -> (u64, u64) {
+/// Busy and total CPU time of each CPU, in ticks, by CPU number.
+fn cpu_times() -> Vec<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = stat.lines().next() else {
-        return (0, 0);
-    };
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+    let mut out = Vec::new();
+    for line in stat.lines() {
+        let mut f = line.split_whitespace();
+        let Some(n) = f
+            .next()
+            .and_then(|name| name.strip_prefix("cpu"))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let v: Vec<u64> = f.filter_map(|x| x.parse().ok()).collect();
+        let total: u64 = v.iter().take(8).sum();
+        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+        if out.len() <= n {
+            out.resize(n + 1, (0, 0));
+        }
+        out[n] = (total - idle, total);
+    }
+    out
 }
 
 /// Host figures, with CPU utilisation since the previous reading.
 #[derive(Default)]
 pub(crate) struct Meter {
-    last: Mutex<Option<(u64, u64)>>,
+    last: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Meter {
     pub fn read(&self) -> HostMetrics {
-        let (busy, total) = cpu_times();
+        let now = cpu_times();
         let mut last = self.last.lock().expect("meter lock");
-        let util = match *last {
-            Some((b, t)) if total > t => (busy - b.min(busy)) as f64 / (total - t) as f64,
-            _ => 0.0,
-        };
-        *last = Some((busy, total));
+        let util = now
+            .iter()
+            .enumerate()
+            .map(|(i, &(busy, total))| match last.get(i) {
+                Some(&(b, t)) if total > t => {
+                    (busy.saturating_sub(b) as f64 / (total - t) as f64).clamp(0.0, 1.0)
+                }
+                _ => 0.0,
+            })
+            .collect();
+        *last = now;
         HostMetrics {
             memory_total: meminfo("MemTotal:"),
             memory_free: memory_available(),
-            cpu_utilisation: util.clamp(0.0, 1.0),
+            cpu_utilisation: util,
         }
     }
 }
@@ -105,6 +119,7 @@ mod tests {
         m.read();
         let r = m.read();
         assert!(r.memory_free > 0 && r.memory_free <= r.memory_total);
-        assert!((0.0..=1.0).contains(&r.cpu_utilisation));
+        assert_eq!(r.cpu_utilisation.len(), i.cpu_count as usize);
+        assert!(r.cpu_utilisation.iter().all(|u| (0.0..=1.0).contains(u)));
     }
 }

@@ -102,19 +102,19 @@ impl Engine {
                 )?;
                 t.set("host_metrics", &hmr, "last_updated", Value::DateTime(now()))?;
             }
-            let cpus: Vec<String> = t
+            let cpus: Vec<(String, i64)> = t
                 .db()
                 .all("host_cpu")
                 .filter(|c| c.str("host") == &*host)
-                .map(|c| c.r.to_string())
+                .map(|c| (c.r.to_string(), c.int("number")))
                 .collect();
-            for c in cpus {
-                t.set(
-                    "host_cpu",
-                    &c,
-                    "utilisation",
-                    Value::Float(hm.cpu_utilisation),
-                )?;
+            for (c, n) in cpus {
+                let util = usize::try_from(n)
+                    .ok()
+                    .and_then(|n| hm.cpu_utilisation.get(n))
+                    .copied()
+                    .unwrap_or(0.0);
+                t.set("host_cpu", &c, "utilisation", Value::Float(util))?;
             }
             for (vm, m) in &figures {
                 if t.get("VM", vm)

@@ -28,14 +28,14 @@ pub struct HostInfo {
 }
 
 /// Live figures of a host.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct HostMetrics {
     /// Total memory in bytes.
     pub memory_total: u64,
     /// Free memory in bytes.
     pub memory_free: u64,
-    /// Utilisation of each physical CPU, 0..1.
-    pub cpu_utilisation: f64,
+    /// Utilisation of each physical CPU, by CPU number, 0..1.
+    pub cpu_utilisation: Vec<f64>,
 }
 
 /// Power state of a guest as the host sees it.

@@ -276,7 +276,11 @@ impl HostDriver for SimHost {
         HostMetrics {
             memory_total: self.config.memory,
             memory_free: self.config.memory.saturating_sub(Self::used_memory(&st)),
-            cpu_utilisation: (0.01 + running * 0.02 / self.config.cpus as f64 + wobble).min(1.0),
+            cpu_utilisation: vec![
+                (0.01 + running * 0.02 / self.config.cpus as f64 + wobble)
+                    .min(1.0);
+                self.config.cpus as usize
+            ],
         }
     }
 
