@@ -209,6 +209,15 @@ json() {
                        if (!(i in a)) { o[++n] = i; a[i] = "" }
                        a[i] = a[i] (a[i] == "" ? "" : ",") "\"" $4 "\"" }
         END { printf "{"; for (k = 1; k <= n; k++) printf "%s\"%s\":[%s]", (k > 1 ? "," : ""), o[k], a[o[k]]; printf "}" }')
+    # The MAC of each interface, for the host to tell which of its NICs an interface is.
+    macs=""
+    for i in /sys/class/net/*; do
+        n=${i##*/}
+        [ "$n" = lo ] && continue
+        mac=""
+        { read -r mac < "$i/address"; } 2>/dev/null
+        [ -n "$mac" ] && macs="${macs:+$macs,}\"$n\":\"$mac\""
+    done
     disks=""
     for d in /sys/block/*; do
         n=${d##*/}
@@ -216,8 +225,8 @@ json() {
         [ -e "$d" ] && disks="${disks:+$disks,}\"$n\""
     done
     [ -n "$nets" ] || nets='{}'
-    printf '{"agent":"drover-tiny","version":1,"os":{"name":"Drover tiny guest","distro":"busybox","kernel":"%s","uname":"%s"},"memory":%s,"networks":%s,"disks":[%s],"uptime":%s,"boot_id":"%s"}\n' \
-        "$KERNEL" "$UNAME" "$mem" "$nets" "$disks" "$up" "$BOOT_ID"
+    printf '{"agent":"drover-tiny","version":1,"os":{"name":"Drover tiny guest","distro":"busybox","kernel":"%s","uname":"%s"},"memory":%s,"networks":%s,"macs":{%s},"disks":[%s],"uptime":%s,"boot_id":"%s"}\n' \
+        "$KERNEL" "$UNAME" "$mem" "$nets" "$macs" "$disks" "$up" "$BOOT_ID"
 }
 while true; do
     dev=""
@@ -359,23 +368,17 @@ check_cpus() {
     echo "DROVER-GUEST cpus=$cnt"
 }
 
-# check_nics: bring up each new ethN and run udhcpc on it.
+# check_nics: report each ethN that went away and stop its udhcpc; bring up each
+# new ethN and run udhcpc on it. NICs are told apart by name and ifindex, so a
+# NIC plugged in place of an unplugged one of the same name is a new one.
 NICS_SEEN=" "
 check_nics() {
-    for i in /sys/class/net/eth*; do
-        [ -e "$i" ] || continue
-        n=${i##*/}
-        case "$NICS_SEEN" in *" $n "*) continue ;; esac
-        NICS_SEEN="$NICS_SEEN$n "
-        mac=""
-        { read -r mac < "$i/address"; } 2>/dev/null
-        echo "DROVER-GUEST nic=$n mac=$mac"
-        ip link set "$n" up 2>/dev/null
-        udhcpc -b -i "$n" -s /etc/udhcpc.script -p "/var/run/udhcpc.$n.pid" </dev/null >/dev/null 2>&1 &
-    done
     seen=" "
-    for n in $NICS_SEEN; do
-        if [ -e "/sys/class/net/$n" ]; then seen="$seen$n "; continue; fi
+    for e in $NICS_SEEN; do
+        n=${e%/*}
+        idx=""
+        { read -r idx < "/sys/class/net/$n/ifindex"; } 2>/dev/null
+        if [ "$idx" = "${e#*/}" ]; then seen="$seen$e "; continue; fi
         pid=""
         { read -r pid < "/var/run/udhcpc.$n.pid"; } 2>/dev/null
         [ -n "$pid" ] && kill "$pid" 2>/dev/null
@@ -383,6 +386,19 @@ check_nics() {
         echo "DROVER-GUEST nic=$n removed"
     done
     NICS_SEEN=$seen
+    for i in /sys/class/net/eth*; do
+        [ -e "$i" ] || continue
+        n=${i##*/}
+        idx=""
+        { read -r idx < "$i/ifindex"; } 2>/dev/null
+        case "$NICS_SEEN" in *" $n/$idx "*) continue ;; esac
+        NICS_SEEN="$NICS_SEEN$n/$idx "
+        mac=""
+        { read -r mac < "$i/address"; } 2>/dev/null
+        echo "DROVER-GUEST nic=$n mac=$mac"
+        ip link set "$n" up 2>/dev/null
+        udhcpc -b -i "$n" -s /etc/udhcpc.script -p "/var/run/udhcpc.$n.pid" </dev/null >/dev/null 2>&1 &
+    done
 }
 
 # Give virtio devices a moment to register their block devices.

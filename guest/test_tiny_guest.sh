@@ -2,7 +2,7 @@
 # Boot the tiny guest under QEMU/TCG and check its serial output: direct
 # kernel boot and disk boot, then (direct boots) the data-disk marker,
 # disk/CPU hot plug over QMP, the serial-console shell, the virtio-serial
-# guest agent and DHCP on a NIC.
+# guest agent, DHCP on a NIC and NIC hot plug and unplug.
 #   guest/test_tiny_guest.sh [OUTDIR]
 # With OUTDIR (e.g. guest/out) the images there are (re)built incrementally and
 # reused; without it everything is built into a temporary directory.
@@ -23,7 +23,7 @@ OUT="${1:-$TMP/out}"
 if ! "$HERE/build-tiny-guest.sh" "$OUT" >"$TMP/build.log" 2>&1; then
     cat "$TMP/build.log" >&2
     echo "build failed" >&2
-    echo "0 passed, 9 failed"
+    echo "0 passed, 10 failed"
     exit 1
 fi
 
@@ -252,13 +252,41 @@ test_features() {
         if [ -n "$out" ] && ! grep -q '"eth0":\["10\.0\.2\.15/24"\]' <<<"$out"; then
             out=$(python3 "$QMP_TOOL" agent-read "$TMP/feat.ga" 10 2>&1)
         fi
-        if grep -q '"eth0":\["10\.0\.2\.15/24"\]' <<<"$out"; then
-            result nic 0 "nic=eth0 mac= and ip=eth0:10.0.2.15 lines; agent reports eth0" "$log"
+        if grep -q '"eth0":\["10\.0\.2\.15/24"\]' <<<"$out" \
+           && grep -q '"macs":{"eth0":"52:54:00:12:34:56"}' <<<"$out"; then
+            result nic 0 "nic=eth0 mac= and ip=eth0:10.0.2.15 lines; agent reports eth0 and its MAC" "$log"
         else
-            result nic 1 "agent JSON lacks eth0 10.0.2.15/24: $out" "$log"
+            result nic 1 "agent JSON lacks eth0 10.0.2.15/24 or its MAC: $out" "$log"
         fi
     else
         result nic 1 "no nic=eth0 mac= / ip=eth0:10.0.2.15 lines" "$log"
+    fi
+
+    # NIC hot plug and unplug (a second user-mode network: DHCP from QEMU, no traffic out).
+    if [ ${#nic[@]} -eq 0 ]; then
+        echo "SKIP nic-hotplug: QEMU has no user-mode networking"
+    else
+        t1=$(now_ms)
+        off=$(log_size "$log")
+        if ! out=$(python3 "$QMP_TOOL" qmp "$qmp" \
+                '{"execute":"netdev_add","arguments":{"type":"user","id":"hotnet0","restrict":true}}' \
+                '{"execute":"device_add","arguments":{"driver":"virtio-net-pci","netdev":"hotnet0","id":"hotnic0","mac":"52:54:00:12:34:57"}}' 2>&1); then
+            result nic-hotplug 1 "netdev_add/device_add failed: $out" "$log"
+        elif ! wait_until 15 seen_since "$log" "$off" 'DROVER-GUEST nic=eth1 mac=52:54:00:12:34:57' \
+             || ! wait_until 15 seen_since "$log" "$off" 'DROVER-GUEST ip=eth1:10\.0\.2\.15'; then
+            result nic-hotplug 1 "no nic=eth1 mac=52:54:00:12:34:57 / ip=eth1:10.0.2.15 within 15 s" "$log"
+        else
+            local t2; t2=$(now_ms)
+            off=$(log_size "$log")
+            if ! out=$(python3 "$QMP_TOOL" qmp "$qmp" '{"execute":"device_del","arguments":{"id":"hotnic0"}}' \
+                    event:DEVICE_DELETED:15 '{"execute":"netdev_del","arguments":{"id":"hotnet0"}}' 2>&1); then
+                result nic-hotplug 1 "device_del / DEVICE_DELETED / netdev_del failed: $out" "$log"
+            elif ! wait_until 10 seen_since "$log" "$off" 'DROVER-GUEST nic=eth1 removed'; then
+                result nic-hotplug 1 "no nic=eth1 removed after DEVICE_DELETED" "$log"
+            else
+                result nic-hotplug 0 "plug + DHCP seen in $((t2 - t1)) ms, unplug in $(( $(now_ms) - t2 )) ms" "$log"
+            fi
+        fi
     fi
 
     # ACPI power off (flushes the data disk), then boot again without drover.data.

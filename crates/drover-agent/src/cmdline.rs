@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use drover_host::{DiskSpec, GuestSpec, HostError};
+use drover_host::{DiskSpec, GuestSpec, HostError, NicSpec};
 
 use crate::Accel;
 
@@ -17,6 +17,10 @@ pub const AGENT_PORT: &str = "org.drover.guest.0";
 const DISK_SLOT: u32 = 0x10;
 /// Disk positions that have a PCI slot.
 pub(crate) const MAX_DISKS: u32 = 15;
+/// First PCI slot of virtio NICs; NIC `n` is in slot `NIC_SLOT + n`.
+const NIC_SLOT: u32 = 0x8;
+/// NIC positions that have a PCI slot.
+pub(crate) const MAX_NICS: u32 = 8;
 
 /// Files and sockets of one guest.
 #[derive(Debug, Clone)]
@@ -114,6 +118,91 @@ pub(crate) fn disk_device(id: &str, node: &str, n: u32, bootindex: Option<u32>) 
         "virtio-blk-pci,id={id},drive={node},bus=pci.0,addr={:#x}{boot}",
         DISK_SLOT + n
     )
+}
+
+/// The position of a NIC; refused when it has no PCI slot or the MAC is not six hex pairs
+/// (it goes into QEMU's option strings).
+pub(crate) fn nic_position(nic: &NicSpec) -> Result<u32, HostError> {
+    let n = nic
+        .device
+        .parse::<u32>()
+        .map_err(|_| HostError::Failed(format!("bad NIC position {:?}", nic.device)))?;
+    if n >= MAX_NICS {
+        return Err(HostError::Failed(format!(
+            "NIC position {n} is beyond the last ({})",
+            MAX_NICS - 1
+        )));
+    }
+    let pairs: Vec<&str> = nic.mac.split(':').collect();
+    let mac_ok = pairs.len() == 6
+        && pairs
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !mac_ok {
+        return Err(HostError::Failed(format!("bad MAC {:?}", nic.mac)));
+    }
+    Ok(n)
+}
+
+/// QEMU's ids of the NIC at position `n`: its netdev and its device.
+pub(crate) fn nic_ids(n: u32) -> (String, String) {
+    (format!("net{n}"), format!("nic{n}"))
+}
+
+/// The tap device of the NIC at position `n` of the guest whose sockets are in `run` (stable
+/// for the guest of one agent, so two agents sharing a namespace never clash): `dv`, 8 hex
+/// digits of a hash, `.` and the position, at most 15 bytes.
+pub(crate) fn tap_name(run: &Path, n: u32) -> String {
+    let hash = run.to_string_lossy().bytes().fold(0x811c9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x01000193)
+    });
+    format!("dv{hash:08x}.{n}")
+}
+
+/// The `-netdev` argument of the NIC at position `n`: a tap QEMU makes itself, no scripts.
+pub(crate) fn nic_netdev(tap: &str, n: u32) -> String {
+    format!(
+        "tap,id={},ifname={tap},script=no,downscript=no",
+        nic_ids(n).0
+    )
+}
+
+/// The MTU of a NIC (Ethernet's 1500 when the spec leaves it at 0).
+pub(crate) fn nic_mtu(nic: &NicSpec) -> u32 {
+    if nic.mtu == 0 {
+        1500
+    } else {
+        nic.mtu
+    }
+}
+
+/// The device of the NIC at position `n` (as `-device` takes it and `device_add` splits it).
+pub(crate) fn nic_device(nic: &NicSpec, n: u32, bootindex: Option<u32>) -> String {
+    let (netdev, id) = nic_ids(n);
+    let mtu = match nic_mtu(nic) {
+        1500 => String::new(),
+        mtu => format!(",host_mtu={mtu}"),
+    };
+    let boot = bootindex
+        .map(|b| format!(",bootindex={b}"))
+        .unwrap_or_default();
+    format!(
+        "virtio-net-pci,id={id},netdev={netdev},mac={},bus=pci.0,addr={:#x}{mtu}{boot}",
+        nic.mac,
+        NIC_SLOT + n
+    )
+}
+
+/// Turns `driver,key=value,...` into `device_add` arguments.
+pub(crate) fn device_args(dev: &str) -> serde_json::Value {
+    let mut args = serde_json::Map::new();
+    for kv in dev.split(',') {
+        match kv.split_once('=') {
+            Some((k, v)) => args.insert(k.into(), serde_json::Value::String(v.into())),
+            None => args.insert("driver".into(), serde_json::Value::String(kv.into())),
+        };
+    }
+    serde_json::Value::Object(args)
 }
 
 /// The most virtual CPUs a guest may have.
@@ -282,6 +371,22 @@ pub(crate) fn build(
             disk_device(&id, &format!("{id}-0"), n, boot),
         ]);
     }
+    let mut first_nic = true;
+    for nic in &spec.nics {
+        let n = nic_position(nic)?;
+        let boot = if first_nic {
+            boot_index('n').flatten()
+        } else {
+            None
+        };
+        first_nic = false;
+        a.extend([
+            "-netdev".into(),
+            nic_netdev(&tap_name(&paths.run, n), n),
+            "-device".into(),
+            nic_device(nic, n, boot),
+        ]);
+    }
     if incoming {
         a.extend(["-incoming".into(), "defer".into()]);
     }
@@ -398,5 +503,81 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("-incoming defer -S"), "{s}");
+    }
+
+    fn nic(device: &str, mac: &str, mtu: u32) -> NicSpec {
+        NicSpec {
+            device: device.into(),
+            mac: mac.into(),
+            bridge: "br0".into(),
+            mtu,
+        }
+    }
+
+    #[test]
+    fn nics_get_taps_fixed_slots_and_the_network_boot_index() {
+        let spec = GuestSpec {
+            uuid: "u".into(),
+            memory: 64 << 20,
+            boot_order: "nc".into(),
+            nics: vec![
+                nic("0", "52:54:00:00:00:01", 1500),
+                nic("3", "52:54:00:00:00:02", 9000),
+            ],
+            ..GuestSpec::default()
+        };
+        let p = paths();
+        let tap0 = tap_name(&p.run, 0);
+        assert!(tap0.starts_with("dv") && tap0.ends_with(".0") && tap0.len() <= 15);
+        assert_eq!(tap0, tap_name(&p.run, 0), "stable");
+        assert_ne!(tap0, tap_name(Path::new("/r2"), 0), "per guest");
+        let s = build(&spec, &[], &p, Accel::Tcg, false, false)
+            .unwrap()
+            .join(" ");
+        assert!(
+            s.contains(&format!(
+                "-netdev tap,id=net0,ifname={tap0},script=no,downscript=no -device \
+                 virtio-net-pci,id=nic0,netdev=net0,mac=52:54:00:00:00:01,bus=pci.0,addr=0x8,\
+                 bootindex=1"
+            )),
+            "{s}"
+        );
+        assert!(
+            s.contains(&format!("ifname={},script=no", tap_name(&p.run, 3))),
+            "{s}"
+        );
+        assert!(
+            s.contains(
+                "id=nic3,netdev=net3,mac=52:54:00:00:00:02,bus=pci.0,addr=0xb,host_mtu=9000"
+            ),
+            "{s}"
+        );
+        assert!(!s.contains("vhost"), "{s}");
+
+        // Direct boot has no boot indexes; a position without a slot or a malformed MAC is refused.
+        let mut direct = spec.clone();
+        direct.kernel = "/k".into();
+        let s = build(&direct, &[], &p, Accel::Tcg, false, false)
+            .unwrap()
+            .join(" ");
+        assert!(!s.contains("bootindex"), "{s}");
+        let mut far = spec.clone();
+        far.nics.push(nic("8", "52:54:00:00:00:03", 1500));
+        assert!(build(&far, &[], &p, Accel::Tcg, false, false).is_err());
+        let mut odd = spec;
+        odd.nics.push(nic("4", "52:54:00:00:00:03,romfile=x", 1500));
+        assert!(build(&odd, &[], &p, Accel::Tcg, false, false).is_err());
+    }
+
+    #[test]
+    fn device_strings_become_device_add_arguments() {
+        let args = device_args(&nic_device(&nic("2", "52:54:00:00:00:09", 1500), 2, None));
+        assert_eq!(
+            args,
+            serde_json::json!({
+                "driver": "virtio-net-pci", "id": "nic2", "netdev": "net2",
+                "mac": "52:54:00:00:00:09", "bus": "pci.0", "addr": "0xa",
+            })
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! One running guest: its QEMU process, QMP connection, disks, console and agent channel.
+//! One running guest: its QEMU process, QMP connection, disks, NICs, console and agent channel.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,19 +7,24 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use drover_host::{AgentReport, DiskIo, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, HostError};
+use drover_host::{
+    AgentReport, DiskIo, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, HostError, NicIo, NicSpec,
+};
 use drover_qmp::{Qmp, QmpError};
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{broadcast, watch};
 
 use crate::cmdline::{self, Disk, Paths};
+use crate::net::Net;
 use crate::Accel;
 
 /// How long an ordinary QMP command may take.
 const QMP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long QEMU may take to open its QMP socket after being started.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a guest may take to release a device it is asked to unplug.
+const UNPLUG_TIMEOUT: Duration = Duration::from_secs(30);
 /// The console log is cut back to `CONSOLE_KEEP` bytes when it grows beyond `CONSOLE_MAX`.
 const CONSOLE_MAX: u64 = 2 << 20;
 const CONSOLE_KEEP: u64 = 1 << 20;
@@ -36,11 +41,13 @@ struct PluggedDisk {
     path: Option<PathBuf>,
 }
 
-/// CPU and disk counters at one moment, to turn into rates.
+/// CPU, disk and NIC counters at one moment, to turn into rates.
 struct Sample {
     at: Instant,
     cpu_ticks: Vec<u64>,
     disk_bytes: HashMap<String, (u64, u64)>,
+    /// Bytes each NIC's guest received and sent, by device position.
+    nic_bytes: HashMap<String, (u64, u64)>,
 }
 
 /// Where the guests of this host are kept, for a guest to take itself out when it exits.
@@ -54,6 +61,11 @@ pub(crate) struct Guest {
     pub qmp: Qmp,
     spec: Mutex<GuestSpec>,
     disks: Mutex<Vec<PluggedDisk>>,
+    /// The NICs, in position order; kept in the spec file with the rest of the spec.
+    nics: Mutex<Vec<NicSpec>>,
+    /// Held while a NIC is plugged or unplugged, so that two never race for a position.
+    nic_ops: tokio::sync::Mutex<()>,
+    net: Arc<Net>,
     /// Set while the agent itself stops the guest, so its exit is not reported as an event.
     stopping: AtomicBool,
     gone: watch::Receiver<bool>,
@@ -87,22 +99,26 @@ pub(crate) struct Launch<'a> {
     pub paused: bool,
     /// A saved state to restore.
     pub incoming: Option<PathBuf>,
+    /// The host's networking: QEMU runs in its namespace and the NICs' taps join its bridges.
+    pub net: Arc<Net>,
 }
 
 impl Guest {
-    /// Starts QEMU and connects to it; on failure nothing is left running.
+    /// Starts QEMU and connects to it; on failure nothing is left running. A guest with NICs
+    /// starts with its CPUs stopped until their taps are ports of their bridges.
     pub async fn launch(
         l: Launch<'_>,
         registry: &Registry,
         events: &broadcast::Sender<GuestEvent>,
     ) -> Result<Arc<Guest>, HostError> {
+        let has_nics = !l.spec.nics.is_empty();
         let args = cmdline::build(
             l.spec,
             &l.disks,
             &l.paths,
             l.accel,
             l.incoming.is_some(),
-            l.paused,
+            l.paused || has_nics,
         )?;
         let io = |what: &Path| {
             let what = what.display().to_string();
@@ -127,15 +143,26 @@ impl Guest {
             .map_err(|e| HostError::Failed(format!("spec: {e}")))?;
         std::fs::write(l.paths.spec(), spec_json).map_err(io(&l.paths.spec()))?;
         let log = std::fs::File::create(l.paths.qemu_log()).map_err(io(&l.paths.qemu_log()))?;
-        let mut child = tokio::process::Command::new(l.qemu)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(io(&l.paths.qemu_log()))?)
-            .stderr(log)
-            .process_group(0)
-            .kill_on_drop(false)
-            .spawn()
-            .map_err(|e| HostError::Failed(format!("cannot run {}: {e}", l.qemu.display())))?;
+        let out = log.try_clone().map_err(io(&l.paths.qemu_log()))?;
+        let mut command = tokio::process::Command::new(l.qemu);
+        command.args(&args);
+        let spawned = l.net.enter(&mut command).and_then(|()| {
+            command
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(log)
+                .process_group(0)
+                .kill_on_drop(false)
+                .spawn()
+                .map_err(|e| HostError::Failed(format!("cannot run {}: {e}", l.qemu.display())))
+        });
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                cleanup(&l.paths);
+                return Err(e);
+            }
+        };
         let pid = child.id().unwrap_or(0) as i32;
         let started = Instant::now();
         let qmp = loop {
@@ -163,7 +190,9 @@ impl Guest {
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         let (gone_tx, gone) = watch::channel(false);
-        let guest = Arc::new(Guest::new(l.spec, &l.paths, pid, qmp, &l.disks, gone));
+        let guest = Arc::new(Guest::new(
+            l.spec, &l.paths, pid, qmp, &l.disks, l.net, gone,
+        ));
         guest.save_spec();
         guest.follow(registry, events, gone_tx, async move {
             match child.wait().await {
@@ -172,11 +201,17 @@ impl Guest {
                 Err(e) => format!("qemu ended: {e}"),
             }
         });
-        if let Some(state) = &l.incoming {
-            if let Err(e) = guest.restore(state, l.paused).await {
-                guest.kill().await;
-                return Err(e);
+        let ready = async {
+            guest.attach_taps().await?;
+            match &l.incoming {
+                Some(state) => guest.restore(state, l.paused).await,
+                None if has_nics && !l.paused => guest.set_running(true).await,
+                None => Ok(()),
             }
+        };
+        if let Err(e) = ready.await {
+            guest.kill().await;
+            return Err(e);
         }
         Ok(guest)
     }
@@ -184,6 +219,7 @@ impl Guest {
     /// Re-attaches to a guest a previous run of the agent started, if it still runs.
     pub async fn reattach(
         paths: Paths,
+        net: Arc<Net>,
         registry: &Registry,
         events: &broadcast::Sender<GuestEvent>,
     ) -> Option<Arc<Guest>> {
@@ -225,7 +261,7 @@ impl Guest {
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or_default();
         let (gone_tx, gone) = watch::channel(false);
-        let guest = Arc::new(Guest::new(&spec, &paths, pid, qmp, &[], gone));
+        let guest = Arc::new(Guest::new(&spec, &paths, pid, qmp, &[], net, gone));
         *guest.disks.lock().expect("disks lock") = disks;
         let watched = guest.clone();
         guest.follow(registry, events, gone_tx, async move {
@@ -248,6 +284,7 @@ impl Guest {
         pid: i32,
         qmp: Qmp,
         disks: &[Disk],
+        net: Arc<Net>,
         gone: watch::Receiver<bool>,
     ) -> Guest {
         let plugged = disks
@@ -275,6 +312,9 @@ impl Guest {
             qmp,
             spec: Mutex::new(spec.clone()),
             disks: Mutex::new(plugged),
+            nics: Mutex::new(spec.nics.clone()),
+            nic_ops: tokio::sync::Mutex::new(()),
+            net,
             stopping: AtomicBool::new(false),
             gone,
             agent: Mutex::new(None),
@@ -345,7 +385,7 @@ impl Guest {
                             line = lines.next_line() => match line {
                                 Ok(Some(line)) => {
                                     let Some(g) = me.upgrade() else { return };
-                                    if let Some(report) = parse_agent(&line) {
+                                    if let Some(report) = parse_agent(&line, &g.nics()) {
                                         *g.agent.lock().expect("agent lock") = Some(report);
                                     }
                                 }
@@ -386,6 +426,23 @@ impl Guest {
             .execute(command, args, QMP_TIMEOUT)
             .await
             .map_err(qmp_err)
+    }
+
+    /// Asks the guest to release device `id`; whether it did within [`UNPLUG_TIMEOUT`].
+    async fn device_del(&self, id: &str) -> Result<bool, HostError> {
+        let mut events = self.qmp.events();
+        self.cmd("device_del", Some(json!({ "id": id }))).await?;
+        let deleted = async {
+            while let Ok(ev) = events.recv().await {
+                if ev.name == "DEVICE_DELETED" && ev.data["device"].as_str() == Some(id) {
+                    return true;
+                }
+            }
+            false
+        };
+        Ok(tokio::time::timeout(UNPLUG_TIMEOUT, deleted)
+            .await
+            .unwrap_or(false))
     }
 
     /// `running`, `paused`, ... as QEMU says.
@@ -539,21 +596,7 @@ impl Guest {
             self.record_vcpus(current);
         }
         while current > count {
-            let id = cmdline::cpu_id(current - 1);
-            let mut events = self.qmp.events();
-            self.cmd("device_del", Some(json!({ "id": id }))).await?;
-            let gone = async {
-                while let Ok(ev) = events.recv().await {
-                    if ev.name == "DEVICE_DELETED" && ev.data["device"].as_str() == Some(&id) {
-                        return true;
-                    }
-                }
-                false
-            };
-            if !tokio::time::timeout(Duration::from_secs(30), gone)
-                .await
-                .unwrap_or(false)
-            {
+            if !self.device_del(&cmdline::cpu_id(current - 1)).await? {
                 return Err(HostError::Unsupported(format!(
                     "the guest did not release virtual CPU {}; it keeps {current}",
                     current - 1
@@ -570,7 +613,7 @@ impl Guest {
         self.save_spec();
     }
 
-    /// The spec the guest runs with, including disks plugged since.
+    /// The spec the guest runs with, including disks and NICs plugged since.
     pub fn spec(&self) -> GuestSpec {
         let mut spec = self.spec.lock().expect("spec lock").clone();
         spec.disks = self
@@ -580,7 +623,13 @@ impl Guest {
             .iter()
             .map(|d| d.spec.clone())
             .collect();
+        spec.nics = self.nics();
         spec
+    }
+
+    /// The NICs plugged now.
+    fn nics(&self) -> Vec<NicSpec> {
+        self.nics.lock().expect("nics lock").clone()
     }
 
     /// Records the spec and the disks as plugged now, for an agent that re-attaches later.
@@ -634,15 +683,8 @@ impl Guest {
         }
         let node = self.new_node(&id);
         self.add_node(&node, file, format, disk.read_only).await?;
-        let dev = cmdline::disk_device(&id, &node, n, None);
-        let mut args = serde_json::Map::new();
-        for kv in dev.split(',') {
-            match kv.split_once('=') {
-                Some((k, v)) => args.insert(k.into(), Value::String(v.into())),
-                None => args.insert("driver".into(), Value::String(kv.into())),
-            };
-        }
-        if let Err(e) = self.cmd("device_add", Some(Value::Object(args))).await {
+        let dev = cmdline::device_args(&cmdline::disk_device(&id, &node, n, None));
+        if let Err(e) = self.cmd("device_add", Some(dev)).await {
             let _ = self
                 .cmd("blockdev-del", Some(json!({ "node-name": node })))
                 .await;
@@ -669,21 +711,7 @@ impl Guest {
             .find(|d| !d.spec.cdrom && cmdline::position(&d.spec.device).ok() == Some(n))
             .cloned()
             .ok_or_else(|| HostError::Failed(format!("no disk at position {device}")))?;
-        let mut events = self.qmp.events();
-        self.cmd("device_del", Some(json!({ "id": disk.id })))
-            .await?;
-        let wait = async {
-            while let Ok(ev) = events.recv().await {
-                if ev.name == "DEVICE_DELETED" && ev.data["device"].as_str() == Some(&disk.id) {
-                    return true;
-                }
-            }
-            false
-        };
-        if !tokio::time::timeout(Duration::from_secs(30), wait)
-            .await
-            .unwrap_or(false)
-        {
+        if !self.device_del(&disk.id).await? {
             return Err(HostError::Failed(format!(
                 "the guest did not release disk {device}"
             )));
@@ -754,6 +782,102 @@ impl Guest {
         }
         self.save_spec();
         Ok(())
+    }
+
+    /// Makes the taps QEMU made for the guest's NICs ports of their bridges.
+    async fn attach_taps(&self) -> Result<(), HostError> {
+        for nic in self.nics() {
+            let n = cmdline::nic_position(&nic)?;
+            self.net
+                .attach_port(
+                    &cmdline::tap_name(&self.paths.run, n),
+                    &nic.bridge,
+                    cmdline::nic_mtu(&nic),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Hot-plugs a NIC: a new tap, made a port of the NIC's bridge, behind a virtio NIC in the
+    /// position's PCI slot. On failure the tap goes again.
+    pub async fn nic_attach(&self, nic: &NicSpec) -> Result<(), HostError> {
+        let _op = self.nic_ops.lock().await;
+        let n = cmdline::nic_position(nic)?;
+        let status = self.status().await?;
+        if status != "running" && status != "paused" {
+            return Err(HostError::Failed(format!(
+                "a NIC is plugged into a running or paused guest, not one that is {status}"
+            )));
+        }
+        if self
+            .nics()
+            .iter()
+            .any(|x| cmdline::nic_position(x).ok() == Some(n))
+        {
+            return Err(HostError::Failed(format!(
+                "the guest already has a NIC at position {n}"
+            )));
+        }
+        let (netdev, _) = cmdline::nic_ids(n);
+        let tap = cmdline::tap_name(&self.paths.run, n);
+        self.cmd(
+            "netdev_add",
+            Some(json!({
+                "type": "tap",
+                "id": netdev,
+                "ifname": tap,
+                "script": "no",
+                "downscript": "no",
+            })),
+        )
+        .await?;
+        let plugged = async {
+            self.net
+                .attach_port(&tap, &nic.bridge, cmdline::nic_mtu(nic))
+                .await?;
+            let dev = cmdline::device_args(&cmdline::nic_device(nic, n, None));
+            self.cmd("device_add", Some(dev)).await
+        };
+        if let Err(e) = plugged.await {
+            let _ = self.cmd("netdev_del", Some(json!({ "id": netdev }))).await;
+            return Err(e);
+        }
+        {
+            let mut nics = self.nics.lock().expect("nics lock");
+            nics.push(nic.clone());
+            nics.sort_by_key(|x| cmdline::nic_position(x).unwrap_or(u32::MAX));
+        }
+        self.save_spec();
+        Ok(())
+    }
+
+    /// Hot-unplugs the NIC at `device`, waiting for the guest to release it; its tap goes.
+    pub async fn nic_detach(&self, device: &str) -> Result<(), HostError> {
+        let _op = self.nic_ops.lock().await;
+        let n = device
+            .parse::<u32>()
+            .ok()
+            .filter(|n| {
+                self.nics()
+                    .iter()
+                    .any(|x| cmdline::nic_position(x).ok() == Some(*n))
+            })
+            .ok_or_else(|| HostError::Failed(format!("no NIC at position {device}")))?;
+        let (netdev, id) = cmdline::nic_ids(n);
+        if !self.device_del(&id).await? {
+            return Err(HostError::Failed(format!(
+                "the guest did not release NIC {device}"
+            )));
+        }
+        self.nics
+            .lock()
+            .expect("nics lock")
+            .retain(|x| cmdline::nic_position(x).ok() != Some(n));
+        self.save_spec();
+        self.cmd("netdev_del", Some(json!({ "id": netdev })))
+            .await
+            .map(|_| ())
     }
 
     /// Makes the guest write the disk backed by `path` into the new, empty `overlay` (whose
@@ -869,15 +993,60 @@ impl Guest {
                 );
             }
         }
+        let mut leases: HashMap<String, Vec<(String, std::net::Ipv4Addr)>> = HashMap::new();
+        let taps = std::fs::read_to_string(format!("/proc/{}/net/dev", self.pid))
+            .map(|t| tap_counters(&t))
+            .unwrap_or_default();
+        // A tap receives what the guest sends and sends what the guest receives.
+        let mut nics: Vec<NicIo> = self
+            .nics()
+            .iter()
+            .map(|nic| {
+                let tap = cmdline::nic_position(nic)
+                    .ok()
+                    .and_then(|n| taps.get(&cmdline::tap_name(&self.paths.run, n)))
+                    .copied()
+                    .unwrap_or_default();
+                let leased = leases
+                    .entry(nic.bridge.clone())
+                    .or_insert_with(|| self.net.leases(&nic.bridge));
+                NicIo {
+                    device: nic.device.clone(),
+                    rx_bytes: tap.tx_bytes,
+                    tx_bytes: tap.rx_bytes,
+                    rx_errors: tap.tx_errors,
+                    tx_errors: tap.rx_errors,
+                    leased_ipv4: leased
+                        .iter()
+                        .filter(|(mac, _)| mac.eq_ignore_ascii_case(&nic.mac))
+                        .map(|(_, ip)| *ip)
+                        .collect(),
+                    ..NicIo::default()
+                }
+            })
+            .collect();
         let now = Sample {
             at: Instant::now(),
             cpu_ticks,
             disk_bytes,
+            nic_bytes: nics
+                .iter()
+                .map(|n| (n.device.clone(), (n.rx_bytes, n.tx_bytes)))
+                .collect(),
         };
         let mut last = self.sample.lock().expect("sample lock");
         let (vcpu_utilisation, disks) = match last.as_ref() {
             Some(prev) => {
                 let secs = now.at.duration_since(prev.at).as_secs_f64().max(0.001);
+                for n in &mut nics {
+                    let (rx, tx) = prev
+                        .nic_bytes
+                        .get(&n.device)
+                        .copied()
+                        .unwrap_or((n.rx_bytes, n.tx_bytes));
+                    n.read_kbs = n.rx_bytes.saturating_sub(rx) as f64 / 1024.0 / secs;
+                    n.write_kbs = n.tx_bytes.saturating_sub(tx) as f64 / 1024.0 / secs;
+                }
                 let hz = clock_ticks();
                 let util = now
                     .cpu_ticks
@@ -920,6 +1089,7 @@ impl Guest {
             vcpus,
             vcpu_utilisation,
             disks,
+            nics,
             agent: self.agent.lock().expect("agent lock").clone(),
         })
     }
@@ -931,6 +1101,39 @@ fn exec_uri(command: &str, file: &Path) -> Result<String, HostError> {
         return Err(HostError::Failed(format!("unusable state file name {f}")));
     }
     Ok(format!("exec:{command}'{f}'"))
+}
+
+/// Counters of one network device, as its host side sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct TapCounters {
+    rx_bytes: u64,
+    rx_errors: u64,
+    tx_bytes: u64,
+    tx_errors: u64,
+}
+
+/// The counters of each device in a `/proc/<pid>/net/dev` table.
+fn tap_counters(table: &str) -> HashMap<String, TapCounters> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(':')?;
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().ok())
+                .collect::<Option<_>>()?;
+            // Receive: bytes packets errs ...; transmit starts at the ninth field.
+            Some((
+                name.trim().to_string(),
+                TapCounters {
+                    rx_bytes: *f.first()?,
+                    rx_errors: *f.get(2)?,
+                    tx_bytes: *f.get(8)?,
+                    tx_errors: *f.get(10)?,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// CPU time (user + system) of one thread, in clock ticks.
@@ -975,8 +1178,9 @@ fn bound_log(log: &Path) {
     let _ = std::fs::write(log, tail);
 }
 
-/// Reads one report line of the guest agent.
-fn parse_agent(line: &str) -> Option<AgentReport> {
+/// Reads one report line of the guest agent. Interfaces map to the positions of `nics` by MAC;
+/// those of unknown MACs are left out.
+fn parse_agent(line: &str, nics: &[NicSpec]) -> Option<AgentReport> {
     let v: Value = serde_json::from_str(line).ok()?;
     let flat = |v: &Value| -> std::collections::BTreeMap<String, String> {
         v.as_object()
@@ -994,16 +1198,24 @@ fn parse_agent(line: &str) -> Option<AgentReport> {
             .collect()
     };
     let mut networks = std::collections::BTreeMap::new();
-    for (nic, addrs) in v["networks"].as_object().into_iter().flatten() {
-        for (i, a) in addrs.as_array().into_iter().flatten().enumerate() {
-            let addr = a.as_str().unwrap_or("");
-            let ip = addr.split('/').next().unwrap_or(addr);
-            let key = if i == 0 {
-                format!("{nic}/ip")
-            } else {
-                format!("{nic}/ipv4/{i}")
-            };
-            networks.insert(key, ip.to_string());
+    for (iface, addrs) in v["networks"].as_object().into_iter().flatten() {
+        let Some(mac) = v["macs"][iface].as_str() else {
+            continue;
+        };
+        let Some(nic) = nics.iter().find(|n| n.mac.eq_ignore_ascii_case(mac)) else {
+            continue;
+        };
+        let ips = addrs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str())
+            .map(|a| a.split('/').next().unwrap_or(a));
+        for (i, ip) in ips.enumerate() {
+            if i == 0 {
+                networks.insert(format!("{}/ip", nic.device), ip.to_string());
+            }
+            networks.insert(format!("{}/ipv4/{i}", nic.device), ip.to_string());
         }
     }
     let disks = v["disks"]
@@ -1039,19 +1251,66 @@ mod tests {
 
     #[test]
     fn agent_reports_become_maps() {
+        let nics = [
+            NicSpec {
+                device: "0".into(),
+                mac: "52:54:00:AB:00:01".into(),
+                ..NicSpec::default()
+            },
+            NicSpec {
+                device: "2".into(),
+                mac: "52:54:00:ab:00:02".into(),
+                ..NicSpec::default()
+            },
+        ];
         let r = parse_agent(
             r#"{"agent":"drover-tiny","version":1,"os":{"name":"Drover tiny guest","kernel":"6.1"},
-            "memory":{"total_kb":70000,"free_kb":50000},"networks":{"eth0":["10.0.0.5/24"]},
+            "memory":{"total_kb":70000,"free_kb":50000},
+            "networks":{"eth0":["10.0.0.5/24"],"eth1":["10.0.1.5/24","10.0.2.5/16"],
+                        "eth2":["10.9.9.9/24"],"eth3":["10.8.8.8/24"]},
+            "macs":{"eth0":"52:54:00:ab:00:01","eth1":"52:54:00:AB:00:02","eth2":"52:54:00:ff:ff:ff"},
             "disks":["vda"],"uptime":12.5,"boot_id":"b"}"#
                 .replace('\n', " ")
                 .as_str(),
+            &nics,
         )
         .unwrap();
         assert_eq!(r.os_version["kernel"], "6.1");
         assert_eq!(r.memory["total_kb"], "70000");
-        assert_eq!(r.networks["eth0/ip"], "10.0.0.5");
+        assert_eq!(
+            r.networks,
+            [
+                ("0/ip", "10.0.0.5"),
+                ("0/ipv4/0", "10.0.0.5"),
+                ("2/ip", "10.0.1.5"),
+                ("2/ipv4/0", "10.0.1.5"),
+                ("2/ipv4/1", "10.0.2.5"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into()
+        );
         assert_eq!(r.other["uptime"], "12.5");
-        assert!(parse_agent("not json").is_none());
+        assert!(parse_agent("not json", &nics).is_none());
+    }
+
+    #[test]
+    fn tap_counters_are_read_from_the_net_dev_table() {
+        let table = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+dv0123abcd.10: 1234      10    1    0    0     0          0         0     5678      20    2    0    0     0       0          0
+";
+        let c = tap_counters(table);
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            c["dv0123abcd.10"],
+            TapCounters {
+                rx_bytes: 1234,
+                rx_errors: 1,
+                tx_bytes: 5678,
+                tx_errors: 2,
+            }
+        );
     }
 
     #[test]

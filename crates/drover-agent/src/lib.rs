@@ -11,6 +11,7 @@ mod cmdline;
 mod guest;
 mod hostinfo;
 mod image;
+mod net;
 mod storage;
 
 use std::collections::HashMap;
@@ -20,8 +21,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use drover_host::{
-    ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState, HostDriver,
-    HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, StorageInfo, Stream,
+    BondSpec, ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState,
+    HostDriver, HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, IpConfig,
+    NetCapabilities, NetworkSpec, NicSpec, PifCounters, PifInfo, StorageInfo, Stream,
 };
 use tokio::sync::broadcast;
 
@@ -54,6 +56,9 @@ pub struct AgentConfig {
     pub shutdown_timeout: Duration,
     /// Memory kept free beyond each guest's own (QEMU's overhead).
     pub guest_overhead: u64,
+    /// The network namespace (a name under `/run/netns`) the host's networks, DHCP services
+    /// and guests live in; `None` for the agent's own.
+    pub netns: Option<String>,
 }
 
 impl AgentConfig {
@@ -66,6 +71,7 @@ impl AgentConfig {
             probe_kernel: None,
             shutdown_timeout: Duration::from_secs(60),
             guest_overhead: 64 << 20,
+            netns: None,
         }
     }
 }
@@ -89,6 +95,7 @@ pub struct QemuHost {
     guests: Registry,
     events: broadcast::Sender<GuestEvent>,
     meter: hostinfo::Meter,
+    net: Arc<net::Net>,
 }
 
 /// A short directory for sockets (their paths must stay under 108 bytes), one per data dir.
@@ -126,8 +133,15 @@ impl QemuHost {
                 accel::probe(&config.qemu, config.probe_kernel.as_deref(), &cache).await
             }
         };
+        let run_dir = run_dir_for(&config.data_dir);
+        let owner = format!(
+            "drover:{}",
+            run_dir.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let net = net::Net::open(config.netns.clone(), config.data_dir.join("net"), owner).await?;
         let host = QemuHost {
-            run_dir: run_dir_for(&config.data_dir),
+            run_dir,
+            net: Arc::new(net),
             config,
             accel,
             info: hostinfo::info(),
@@ -156,7 +170,7 @@ impl QemuHost {
             if !paths.spec().exists() {
                 continue;
             }
-            match Guest::reattach(paths, &self.guests, &self.events).await {
+            match Guest::reattach(paths, self.net.clone(), &self.guests, &self.events).await {
                 Some(g) => tracing::info!(uuid, pid = g.pid, "re-attached to a running guest"),
                 None => tracing::info!(uuid, "guest stopped while the agent was away"),
             }
@@ -242,6 +256,11 @@ impl QemuHost {
         }
         Self::check_boot_files(spec)?;
         self.check_memory(spec.memory)?;
+        let mut spec = spec.clone();
+        for nic in &mut spec.nics {
+            nic.mtu = self.net.fit_mtu(&nic.bridge, nic.mtu).await;
+        }
+        let spec = &spec;
         let disks = spec
             .disks
             .iter()
@@ -256,6 +275,7 @@ impl QemuHost {
                 paths: self.paths(&spec.uuid),
                 paused,
                 incoming,
+                net: self.net.clone(),
             },
             &self.guests,
             &self.events,
@@ -418,6 +438,17 @@ impl HostDriver for QemuHost {
         self.guest(uuid)?.metrics().await
     }
 
+    async fn nic_attach(&self, uuid: &str, nic: &NicSpec) -> Result<(), HostError> {
+        let g = self.guest(uuid)?;
+        let mut nic = nic.clone();
+        nic.mtu = self.net.fit_mtu(&nic.bridge, nic.mtu).await;
+        g.nic_attach(&nic).await
+    }
+
+    async fn nic_detach(&self, uuid: &str, device: &str) -> Result<(), HostError> {
+        self.guest(uuid)?.nic_detach(device).await
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<GuestEvent> {
         self.events.subscribe()
     }
@@ -483,5 +514,41 @@ impl HostDriver for QemuHost {
         data: ByteSource,
     ) -> Result<ImageInfo, HostError> {
         self.import_image(sr, image, format, data).await
+    }
+
+    async fn net_capabilities(&self) -> NetCapabilities {
+        self.net.capabilities()
+    }
+
+    async fn network_ensure(&self, spec: &NetworkSpec) -> Result<(), HostError> {
+        self.net.ensure(spec).await
+    }
+
+    async fn network_remove(&self, bridge: &str) -> Result<(), HostError> {
+        self.net.remove(bridge).await
+    }
+
+    async fn network_prune(&self, keep: &[String]) -> Result<(), HostError> {
+        self.net.prune(keep).await
+    }
+
+    async fn pif_scan(&self) -> Result<Vec<PifInfo>, HostError> {
+        self.net.scan().await
+    }
+
+    async fn pif_counters(&self, device: &str) -> Result<PifCounters, HostError> {
+        self.net.counters(device).await
+    }
+
+    async fn pif_configure_ip(&self, bridge: &str, config: &IpConfig) -> Result<(), HostError> {
+        self.net.configure_ip(bridge, config).await
+    }
+
+    async fn bond_create(&self, spec: &BondSpec) -> Result<(), HostError> {
+        self.net.bond_create(spec).await
+    }
+
+    async fn bond_destroy(&self, name: &str) -> Result<(), HostError> {
+        self.net.bond_destroy(name).await
     }
 }

@@ -1,12 +1,14 @@
 //! The agent against real QEMU guests: the tiny guest built by `guest/build-tiny-guest.sh`
 //! (in `guest/out`, or `$DROVER_TINY_GUEST`). These tests fail, loudly, without QEMU or the guest.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use drover_agent::{Accel, AccelChoice, AgentConfig, QemuHost};
 use drover_host::{
-    DiskSpec, GuestEvent, GuestSpec, GuestState, HostDriver, HostError, ImageFormat, ImageInfo,
+    DhcpSpec, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState, HostDriver, HostError,
+    ImageFormat, ImageInfo, NetworkSpec, NicSpec, Reservation,
 };
 
 fn guest_dir() -> PathBuf {
@@ -22,9 +24,15 @@ fn guest_dir() -> PathBuf {
 }
 
 async fn host(data: &std::path::Path) -> QemuHost {
+    host_in(data, None).await
+}
+
+/// An agent whose networks and guests live in the network namespace `netns`.
+async fn host_in(data: &std::path::Path, netns: Option<&Netns>) -> QemuHost {
     let mut config = AgentConfig::new(data);
     config.accel = AccelChoice::Fixed(Accel::Tcg);
     config.shutdown_timeout = Duration::from_secs(30);
+    config.netns = netns.map(|n| n.0.clone());
     QemuHost::open(config).await.expect("agent opens")
 }
 
@@ -87,6 +95,71 @@ impl Drop for Reaper<'_> {
                     .status();
             }
         }
+    }
+}
+
+/// A network namespace of the test's own; on drop, whatever still runs in it is killed and
+/// it is deleted (with every device in it).
+struct Netns(String);
+
+impl Netns {
+    fn new(n: u32) -> Netns {
+        let name = format!("drover-t-{}-{n}", std::process::id());
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name} failed (the tests need root)");
+        Netns(name)
+    }
+
+    /// Names of the devices `ip link show SELECTOR...` lists in the namespace.
+    fn links(&self, selector: &[&str]) -> Vec<String> {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &self.0, "-o", "link", "show"])
+            .args(selector)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_string())
+            .collect()
+    }
+
+    /// Waits until `ip link show SELECTOR...` lists `count` devices.
+    async fn wait_links(&self, selector: &[&str], count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let links = self.links(selector);
+            if links.len() == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{selector:?} in {}: {links:?}, not {count}",
+                self.0
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = std::process::Command::new("ip")
+            .args(["netns", "pids", &self.0])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", pid])
+                    .status();
+            }
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
     }
 }
 
@@ -325,4 +398,188 @@ fn nix_kill(pid: i32) {
         .args(["-9", &pid.to_string()])
         .status()
         .unwrap();
+}
+
+const BRIDGE: &str = "tbr0";
+const MAC0: &str = "52:54:00:d0:00:01";
+/// Upper case on purpose: the guest reports lower case.
+const MAC1: &str = "52:54:00:D0:00:02";
+const IP0: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 10);
+const IP1: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 11);
+
+fn nic(device: &str, mac: &str) -> NicSpec {
+    NicSpec {
+        device: device.into(),
+        mac: mac.into(),
+        bridge: BRIDGE.into(),
+        mtu: 1500,
+    }
+}
+
+/// Polls the guest's metrics until `ok` holds for them.
+async fn metrics_until(
+    h: &QemuHost,
+    uuid: &str,
+    what: &str,
+    ok: impl Fn(&GuestMetrics) -> bool,
+) -> GuestMetrics {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = h.guest_metrics(uuid).await.unwrap();
+        if ok(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "no {what} in {m:#?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[test]
+fn a_guest_on_a_network_gets_its_address_and_plugs_nics() {
+    let data = tempfile::tempdir().unwrap();
+    let ns = Netns::new(0);
+    let _reaper = Reaper(data.path());
+    // The first agent's runtime ends as a killed agent process would; the second re-attaches.
+    let s = runtime().block_on(net_first_agent(data.path(), &ns));
+    runtime().block_on(net_second_agent(data.path(), &ns, s));
+}
+
+async fn net_first_agent(data: &std::path::Path, ns: &Netns) -> GuestSpec {
+    let h = host_in(data, Some(ns)).await;
+    h.network_ensure(&NetworkSpec {
+        bridge: BRIDGE.into(),
+        mtu: 1500,
+        uplink: None,
+        dhcp: Some(DhcpSpec {
+            host_address: Ipv4Addr::new(10, 99, 0, 1),
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            range_start: Ipv4Addr::new(10, 99, 0, 100),
+            range_end: Ipv4Addr::new(10, 99, 0, 150),
+            reservations: vec![
+                Reservation {
+                    mac: MAC0.into(),
+                    ip: IP0,
+                },
+                Reservation {
+                    mac: MAC1.into(),
+                    ip: IP1,
+                },
+            ],
+        }),
+    })
+    .await
+    .unwrap();
+    // A NIC on a bridge that is not there: the guest does not start and leaves nothing.
+    let mut s = spec("n1", "", vec![]);
+    s.nics = vec![NicSpec {
+        bridge: "nosuchbr".into(),
+        ..nic("0", MAC0)
+    }];
+    assert!(h.start(&s, false).await.is_err());
+    assert!(h.guests().await.is_empty());
+    assert!(!data.join("guests/n1/qemu.pid").exists());
+    ns.wait_links(&["type", "tun"], 0).await;
+
+    s.nics = vec![nic("0", MAC0)];
+    h.start(&s, false).await.unwrap();
+    ns.wait_links(&["master", BRIDGE], 1).await;
+
+    // The reserved address, on the console, from the guest agent and in the lease.
+    console_wait(&h, "n1", 0, &format!("nic=eth0 mac={MAC0}")).await;
+    console_wait(&h, "n1", 0, &format!("ip=eth0:{IP0}")).await;
+    let m = metrics_until(&h, "n1", "address of NIC 0", |m| {
+        m.agent
+            .as_ref()
+            .is_some_and(|a| a.networks.get("0/ip") == Some(&IP0.to_string()))
+            && m.nics.first().is_some_and(|n| n.leased_ipv4 == [IP0])
+    })
+    .await;
+    assert_eq!(m.nics.len(), 1);
+    assert_eq!(m.nics[0].device, "0");
+    assert!(
+        m.nics[0].tx_bytes > 0,
+        "the guest sent DHCP requests: {m:?}"
+    );
+
+    // A position that is taken or has no slot is refused, and nothing is left of the attempt.
+    assert!(h.nic_attach("n1", &nic("0", MAC1)).await.is_err());
+    assert!(h.nic_attach("n1", &nic("8", MAC1)).await.is_err());
+    let elsewhere = NicSpec {
+        bridge: "nosuchbr".into(),
+        ..nic("1", MAC1)
+    };
+    assert!(h.nic_attach("n1", &elsewhere).await.is_err());
+    ns.wait_links(&["type", "tun"], 1).await;
+
+    // Hot plug: the guest sees the NIC and gets its address.
+    let before = h.console_log("n1").await.unwrap().len();
+    h.nic_attach("n1", &nic("1", MAC1)).await.unwrap();
+    console_wait(
+        &h,
+        "n1",
+        before,
+        &format!("nic=eth1 mac={}", MAC1.to_lowercase()),
+    )
+    .await;
+    console_wait(&h, "n1", before, &format!("ip=eth1:{IP1}")).await;
+    ns.wait_links(&["master", BRIDGE], 2).await;
+    metrics_until(&h, "n1", "address of NIC 1", |m| {
+        m.agent
+            .as_ref()
+            .is_some_and(|a| a.networks.get("1/ip") == Some(&IP1.to_string()))
+    })
+    .await;
+    s
+}
+
+async fn net_second_agent(data: &std::path::Path, ns: &Netns, s: GuestSpec) {
+    let h = host_in(data, Some(ns)).await;
+    assert_eq!(
+        h.guests().await,
+        vec![("n1".to_string(), GuestState::Running)]
+    );
+    // The new agent knows the hot-plugged NIC.
+    let m = metrics_until(&h, "n1", "both NICs", |m| m.nics.len() == 2).await;
+    assert_eq!(m.nics[1].device, "1");
+    assert_eq!(m.nics[1].leased_ipv4, [IP1]);
+
+    // Unplug: the guest loses the NIC and its tap goes.
+    let before = h.console_log("n1").await.unwrap().len();
+    h.nic_detach("n1", "1").await.unwrap();
+    console_wait(&h, "n1", before, "nic=eth1 removed").await;
+    ns.wait_links(&["master", BRIDGE], 1).await;
+    ns.wait_links(&["type", "tun"], 1).await;
+    assert!(h.nic_detach("n1", "1").await.is_err());
+
+    // Suspend and resume: the tap comes back as a port of the bridge, the boot continues.
+    h.sr_attach("sr", "sr").await.unwrap();
+    let state = h
+        .image_create("sr", "s1", 200 << 20, ImageFormat::Raw)
+        .await
+        .unwrap();
+    let first = console_wait(&h, "n1", 0, "uptime=").await;
+    h.suspend("n1", "sr", &state.location).await.unwrap();
+    ns.wait_links(&["type", "tun"], 0).await;
+    let before = h.console_log("n1").await.unwrap().len();
+    h.resume(&s, "sr", &state.location, false).await.unwrap();
+    ns.wait_links(&["master", BRIDGE], 1).await;
+    let later = console_wait(&h, "n1", before, "uptime=").await;
+    assert_eq!(
+        later.split("boot_id=").nth(1),
+        first.split("boot_id=").nth(1),
+        "a resumed guest keeps its boot"
+    );
+    metrics_until(&h, "n1", "address after resume", |m| {
+        m.agent
+            .as_ref()
+            .is_some_and(|a| a.networks.get("0/ip") == Some(&IP0.to_string()))
+    })
+    .await;
+
+    // Once the guest stops, no tap is left; then the network goes.
+    h.shutdown("n1", true).await.unwrap();
+    ns.wait_links(&["type", "tun"], 0).await;
+    h.image_destroy("sr", &state.location).await.unwrap();
+    h.network_remove(BRIDGE).await.unwrap();
+    ns.wait_links(&[BRIDGE], 0).await;
 }

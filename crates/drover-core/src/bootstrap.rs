@@ -38,10 +38,18 @@ fn create_sm(t: &mut Txn, kind: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the pool, the local host and its storage, network and templates, and the superuser.
+/// Creates the pool, the local host and its storage, its interfaces with a network each, the
+/// templates, and the superuser.
 pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&str>) -> Result<()> {
     let info = engine.host.info();
     let metrics = engine.host.metrics().await;
+    let interfaces: Vec<_> = engine
+        .host
+        .pif_scan()
+        .await?
+        .into_iter()
+        .map(|i| (i, crate::txn::new_ref()))
+        .collect();
     let sr_uuid = crate::txn::new_uuid();
     let (host, sr) = engine.write(|t| {
         let hm = t.create(
@@ -123,35 +131,7 @@ pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&st
                 ("currently_attached", Value::Bool(true)),
             ],
         )?;
-        let net = t.create(
-            "network",
-            vec![
-                (
-                    "name_label",
-                    Value::str("Pool-wide network associated with eth0"),
-                ),
-                ("bridge", Value::str("xenbr0")),
-                ("MTU", Value::Int(1500)),
-            ],
-        )?;
-        let pif_metrics = t.create("PIF_metrics", vec![("carrier", Value::Bool(true))])?;
-        t.create(
-            "PIF",
-            vec![
-                ("device", Value::str("eth0")),
-                ("host", Value::str(&*host)),
-                ("network", Value::str(&*net)),
-                ("MAC", Value::str(crate::objects::random_mac())),
-                ("MTU", Value::Int(1500)),
-                ("physical", Value::Bool(true)),
-                ("management", Value::Bool(true)),
-                ("currently_attached", Value::Bool(true)),
-                ("ip_configuration_mode", Value::str("Static")),
-                ("IP", Value::str("127.0.0.1")),
-                ("netmask", Value::str("255.0.0.0")),
-                ("metrics", Value::str(&*pif_metrics)),
-            ],
-        )?;
+        crate::network::pif::record_interfaces(t, &host, &interfaces)?;
         t.create(
             "pool",
             vec![
@@ -237,9 +217,9 @@ fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
 }
 
 /// After a start: add storage drivers that are new since the installation, attach the plugged
-/// storage (unplugging what cannot be attached), clear operations that died with the last
-/// process, fail tasks that were running, and bring every VM's power state (and consoles) in
-/// line with what the host runs.
+/// storage (unplugging what cannot be attached), make the networks on the host again, clear
+/// operations that died with the last process, fail tasks that were running, and bring every
+/// VM's power state (and consoles) in line with what the host runs.
 pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
     let host = engine.this_host();
     engine.write(|t| {
@@ -265,6 +245,7 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
             }
         }
     }
+    engine.restore_networks().await?;
     let present = engine.host.guests().await;
     let base = engine.console_base.clone();
     engine.write(|t| {
@@ -331,6 +312,7 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
                 (_, Some(running)) if state != running => {
                     let (vcpus, memory) = (v.int("VCPUs_at_startup"), v.int("memory_dynamic_max"));
                     run_on(t, vm, &host, running, vcpus, memory, &base)?;
+                    crate::network::vif::mark(t, &v.refs("VIFs"), true)?;
                 }
                 (_, Some(_)) => crate::console::ensure_consoles(t, vm, &base)?,
                 _ => {}

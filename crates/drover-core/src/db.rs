@@ -88,6 +88,27 @@ impl Obj {
     }
 }
 
+/// Read access to objects, committed ([`Db`]) or as a transaction sees them
+/// ([`crate::txn::Txn`]).
+pub trait View {
+    /// An object by class and reference.
+    fn obj(&self, class: &str, r: &str) -> Option<&Obj>;
+
+    /// The objects a set field of `o` refers to, those that exist.
+    fn members<'s>(&'s self, o: &Obj, field: &str, class: &str) -> Vec<&'s Obj> {
+        o.refs(field)
+            .iter()
+            .filter_map(|r| self.obj(class, r))
+            .collect()
+    }
+}
+
+impl View for Db {
+    fn obj(&self, class: &str, r: &str) -> Option<&Obj> {
+        self.get(class, r).map(|o| &**o)
+    }
+}
+
 /// All objects of one class.
 #[derive(Debug, Default)]
 pub struct Table {

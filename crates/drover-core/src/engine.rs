@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use drover_host::HostDriver;
+use drover_host::{HostDriver, PifCounters};
 use drover_model::{Schema, Value};
 use drover_store::{Change as StoreChange, Row, SqliteStore, Store};
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,10 @@ pub struct Engine {
     pub(crate) cancels: Mutex<HashMap<Ref, CancellationToken>>,
     pub(crate) data_dir: PathBuf,
     pub(crate) console_base: String,
+    /// Held while the inventory's networks and the hosts' network devices are brought in line.
+    pub(crate) net_lock: tokio::sync::Mutex<()>,
+    /// The previous counters of each host interface, for rates.
+    pub(crate) pif_counters: Mutex<HashMap<String, (Instant, PifCounters)>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -121,6 +125,8 @@ impl Engine {
             accounts: RwLock::new(accounts),
             cancels: Mutex::new(HashMap::new()),
             data_dir: config.data_dir.clone(),
+            net_lock: tokio::sync::Mutex::new(()),
+            pif_counters: Mutex::new(HashMap::new()),
             console_base: match config.console_base.trim_end_matches('/') {
                 "" => "http://127.0.0.1".to_string(),
                 base => base.to_string(),

@@ -158,11 +158,11 @@ pub enum CoreError {
         /// Its path.
         path: String,
     },
-    /// The VBD is plugged already.
-    #[error("VBD {0} is already attached")]
+    /// The device (VBD, VIF) is plugged already.
+    #[error("device {0} is already attached")]
     DeviceAlreadyAttached(String),
-    /// The VBD is not plugged.
-    #[error("VBD {0} is not attached")]
+    /// The device (VBD, VIF) is not plugged.
+    #[error("device {0} is not attached")]
     DeviceAlreadyDetached(String),
     /// The VBD may not be unplugged while its VM runs.
     #[error("VBD {0} is not unpluggable")]
@@ -223,9 +223,99 @@ pub enum CoreError {
         /// Seconds waited.
         timeout: String,
     },
-    /// A VLAN tag outside 0-4094.
+    /// A VLAN tag outside 1-4094.
     #[error("VLAN tag {0} is invalid")]
     VlanTagInvalid(String),
+    /// The VLAN's network has VIFs plugged into running guests.
+    #[error("VLAN {tag} on {device} is in use")]
+    VlanInUse {
+        /// The tagged interface.
+        device: String,
+        /// The tag.
+        tag: String,
+    },
+    /// A network already has this bridge name, or a host has a device of that name that is not
+    /// Drover's.
+    #[error("bridge {0} exists")]
+    BridgeNameExists(String),
+    /// The host lacks a bridge a VM needs.
+    #[error("bridge {0} is not available on the host")]
+    BridgeNotAvailable(String),
+    /// A VIF of the VM is on no network.
+    #[error("VM {vm} needs network {network}")]
+    VmRequiresNetwork {
+        /// VM reference.
+        vm: String,
+        /// The network (the null reference when the VIF's network is gone).
+        network: String,
+    },
+    /// A MAC address is malformed, multicast or zero.
+    #[error("MAC {0} is invalid")]
+    MacInvalid(String),
+    /// Another VIF in the pool has this MAC.
+    #[error("MAC {0} is in use")]
+    MacStillExists(String),
+    /// The network has VIFs plugged into running guests.
+    #[error("the network has attached VIFs")]
+    NetworkContainsVif(Vec<String>),
+    /// The network has PIFs.
+    #[error("the network has PIFs")]
+    NetworkContainsPif(Vec<String>),
+    /// The network already has a PIF on the host.
+    #[error("network {network} is already connected through PIF {pif}")]
+    NetworkAlreadyConnected {
+        /// The network.
+        network: String,
+        /// The PIF it has.
+        pif: String,
+    },
+    /// The address range of a network that hands out addresses is used up.
+    #[error("network {0} has no free address left in its range")]
+    NetworkAddressesExhausted(String),
+    /// No host interface of this name.
+    #[error("no network interface {0}")]
+    PifDeviceNotFound(String),
+    /// Configuring a host interface failed.
+    #[error("configuring PIF {pif} failed: {msg}")]
+    PifConfigurationError {
+        /// The PIF (empty when none is known).
+        pif: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// The PIF is the host's management interface, which Drover never changes.
+    #[error("PIF {0} is the management interface")]
+    PifIsManagementInterface(String),
+    /// A physical PIF cannot be destroyed.
+    #[error("PIF {0} is physical")]
+    PifIsPhysical(String),
+    /// The operation needs a physical PIF.
+    #[error("PIF {0} is not physical")]
+    PifIsNotPhysical(String),
+    /// The PIF is a bond member.
+    #[error("PIF {0} is bonded")]
+    PifAlreadyBonded(String),
+    /// A bond member cannot be plugged on its own.
+    #[error("PIF {0} is a bond member and cannot be plugged")]
+    CannotPlugBondSlave(String),
+    /// A bond member cannot carry VLANs.
+    #[error("PIF {0} is a bond member and cannot have a VLAN")]
+    CannotAddVlanToBondSlave(String),
+    /// VLANs still use the PIF.
+    #[error("PIF {0} still has VLANs")]
+    PifVlanStillExists(String),
+    /// The PIF is marked as not to be unplugged.
+    #[error("PIF {0} does not allow unplug")]
+    PifDoesNotAllowUnplug(String),
+    /// A bond needs two members or more.
+    #[error("a bond needs at least two members")]
+    PifBondNeedsMoreMembers,
+    /// Bond members must be on one host.
+    #[error("bond members must be on one host")]
+    PifCannotBondCrossHost,
+    /// A parameter is not an IPv4 address (or netmask) where one is needed.
+    #[error("{0} is not a valid IP address")]
+    InvalidIpAddress(String),
     /// The PIF already carries a VLAN with this tag.
     #[error("PIF {0} already has a VLAN with that tag")]
     PifVlanExists(String),
@@ -293,6 +383,16 @@ impl From<HostError> for CoreError {
                 path,
             },
             HostError::Unsupported(why) => CoreError::OperationNotAllowed(why),
+            HostError::DeviceTaken(name) => CoreError::BridgeNameExists(name),
+            HostError::NoSuchDevice(device) => CoreError::PifDeviceNotFound(device),
+            e @ HostError::DeviceInUse(_) => CoreError::PifConfigurationError {
+                pif: String::new(),
+                msg: e.to_string(),
+            },
+            e @ HostError::NetConfig { .. } => CoreError::PifConfigurationError {
+                pif: String::new(),
+                msg: e.to_string(),
+            },
             other => CoreError::Host(other),
         }
     }

@@ -33,6 +33,7 @@ pub(crate) fn spawn(engine: &Arc<Engine>) {
             tick.tick().await;
             let Some(engine) = weak.upgrade() else { return };
             engine.refresh_metrics().await;
+            engine.refresh_pif_metrics().await;
         }
     });
 }
@@ -128,39 +129,120 @@ impl Engine {
     }
 }
 
-/// The VBDs of a running VM, by device position, whose figures the host reports.
-fn reported_vbds(t: &Txn, vm: &str, m: &GuestMetrics) -> Result<Vec<(Ref, usize)>> {
+/// The devices (VBDs or VIFs) of a running VM whose figures the host reports, each with the
+/// index of its figures.
+fn reported(
+    t: &Txn,
+    vm: &str,
+    class: &str,
+    reports: impl Fn(&str) -> Option<usize>,
+) -> Result<Vec<(Ref, usize)>> {
+    let (set, position) = if class == "VBD" {
+        ("VBDs", "userdevice")
+    } else {
+        ("VIFs", "device")
+    };
     Ok(t.must("VM", vm)?
-        .refs("VBDs")
+        .refs(set)
         .into_iter()
-        .filter_map(|vbd| {
-            let device = t.get("VBD", &vbd)?.str("userdevice");
-            let i = m.disks.iter().position(|d| d.device == device)?;
-            Some((vbd, i))
+        .filter_map(|dev| {
+            let i = reports(t.get(class, &dev)?.str(position))?;
+            Some((dev, i))
         })
         .collect())
 }
 
-/// Creates the metrics records a guest's figures need: VBD metrics of its reported disks, and
-/// guest metrics on its agent's first report.
+fn reported_vbds(t: &Txn, vm: &str, m: &GuestMetrics) -> Result<Vec<(Ref, usize)>> {
+    reported(t, vm, "VBD", |d| m.disks.iter().position(|x| x.device == d))
+}
+
+fn reported_vifs(t: &Txn, vm: &str, m: &GuestMetrics) -> Result<Vec<(Ref, usize)>> {
+    reported(t, vm, "VIF", |d| m.nics.iter().position(|x| x.device == d))
+}
+
+/// The guest's addresses by `<device>/ip` (and `<device>/ipv4/<n>`): what its agent reports,
+/// and for NICs the agent says nothing about (or without an agent), the DHCP leases.
+fn guest_networks(m: &GuestMetrics) -> BTreeMap<String, String> {
+    let mut networks = m
+        .agent
+        .as_ref()
+        .map(|a| a.networks.clone())
+        .unwrap_or_default();
+    for nic in &m.nics {
+        if networks.contains_key(&format!("{}/ip", nic.device)) {
+            continue;
+        }
+        for (i, ip) in nic.leased_ipv4.iter().enumerate() {
+            if i == 0 {
+                networks.insert(format!("{}/ip", nic.device), ip.to_string());
+            }
+            networks.insert(format!("{}/ipv4/{i}", nic.device), ip.to_string());
+        }
+    }
+    networks
+}
+
+/// The IPv4 addresses of a guest NIC in CIDR form (the prefix of its network's address range,
+/// when it has one; else the bare address).
+fn vif_addresses(t: &Txn, vif: &str, device: &str, networks: &BTreeMap<String, String>) -> Value {
+    let prefix = t
+        .get("VIF", vif)
+        .and_then(|v| t.get("network", v.str("network")))
+        .and_then(|n| {
+            crate::network::dhcp::range(n.get("other_config"))
+                .ok()
+                .flatten()
+        })
+        .map(|r| r.prefix());
+    let mut addresses: Vec<&String> = networks
+        .iter()
+        .filter(|(k, _)| {
+            k.strip_prefix(device)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| rest == "ip" || rest.starts_with("ipv4/"))
+        })
+        .map(|(_, v)| v)
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    Value::Set(
+        addresses
+            .into_iter()
+            .map(|a| match prefix {
+                Some(p) if !a.contains('/') => Value::str(format!("{a}/{p}")),
+                _ => Value::str(a),
+            })
+            .collect(),
+    )
+}
+
+/// Creates the metrics records a guest's figures need: metrics of its reported disks and NICs,
+/// and guest metrics on its agent's first report or its first DHCP lease.
 fn add_metrics_records(t: &mut Txn, vm: &str, m: &GuestMetrics) -> Result<()> {
-    for (vbd, _) in reported_vbds(t, vm, m)? {
-        if t.get("VBD_metrics", t.must("VBD", &vbd)?.str("metrics"))
-            .is_none()
-        {
-            let metrics = t.create("VBD_metrics", vec![])?;
-            t.set("VBD", &vbd, "metrics", Value::str(&*metrics))?;
+    for (class, devices) in [
+        ("VBD", reported_vbds(t, vm, m)?),
+        ("VIF", reported_vifs(t, vm, m)?),
+    ] {
+        let mclass = format!("{class}_metrics");
+        for (dev, _) in devices {
+            if t.get(&mclass, t.must(class, &dev)?.str("metrics"))
+                .is_none()
+            {
+                let metrics = t.create(&mclass, vec![])?;
+                t.set(class, &dev, "metrics", Value::str(&*metrics))?;
+            }
         }
     }
     let guest = t.must("VM", vm)?.str("guest_metrics");
-    if m.agent.is_some() && t.get("VM_guest_metrics", guest).is_none() {
+    let leased = m.nics.iter().any(|n| !n.leased_ipv4.is_empty());
+    if (m.agent.is_some() || leased) && t.get("VM_guest_metrics", guest).is_none() {
         let guest = t.create("VM_guest_metrics", vec![])?;
         t.set("VM", vm, "guest_metrics", Value::str(&*guest))?;
     }
     Ok(())
 }
 
-/// Writes a guest's figures into its VM, VBD and guest metrics.
+/// Writes a guest's figures into its VM, VBD, VIF and guest metrics, and its NICs' addresses.
 fn record_guest(t: &mut Txn, vm: &str, m: &GuestMetrics) -> Result<()> {
     let record = t.must("VM", vm)?.clone();
     let metrics = record.str("metrics");
@@ -192,17 +274,48 @@ fn record_guest(t: &mut Txn, vm: &str, m: &GuestMetrics) -> Result<()> {
             }
         }
     }
+    let networks = guest_networks(m);
+    for (vif, i) in reported_vifs(t, vm, m)? {
+        let nic = &m.nics[i];
+        let metrics = t.must("VIF", &vif)?.str("metrics").to_string();
+        if t.get("VIF_metrics", &metrics).is_some() {
+            for (field, v) in [
+                ("io_read_kbs", Value::Float(nic.read_kbs)),
+                ("io_write_kbs", Value::Float(nic.write_kbs)),
+                ("last_updated", Value::DateTime(now())),
+            ] {
+                t.set("VIF_metrics", &metrics, field, v)?;
+            }
+        }
+        let addresses = vif_addresses(t, &vif, &nic.device, &networks);
+        if *t.must("VIF", &vif)?.get("ipv4_addresses") != addresses {
+            t.set("VIF", &vif, "ipv4_addresses", addresses)?;
+        }
+    }
     let guest = record.str("guest_metrics");
-    if let (Some(agent), true) = (&m.agent, t.get("VM_guest_metrics", guest).is_some()) {
-        let map = |m: &BTreeMap<String, String>| Value::string_map(m.clone());
+    if t.get("VM_guest_metrics", guest).is_none() {
+        return Ok(());
+    }
+    let map = |m: &BTreeMap<String, String>| Value::string_map(m.clone());
+    t.set("VM_guest_metrics", guest, "networks", map(&networks))?;
+    t.set(
+        "VM_guest_metrics",
+        guest,
+        "live",
+        Value::Bool(m.agent.is_some()),
+    )?;
+    t.set(
+        "VM_guest_metrics",
+        guest,
+        "last_updated",
+        Value::DateTime(now()),
+    )?;
+    if let Some(agent) = &m.agent {
         for (field, v) in [
             ("os_version", map(&agent.os_version)),
             ("memory", map(&agent.memory)),
-            ("networks", map(&agent.networks)),
             ("disks", map(&agent.disks)),
             ("other", map(&agent.other)),
-            ("live", Value::Bool(true)),
-            ("last_updated", Value::DateTime(now())),
         ] {
             t.set("VM_guest_metrics", guest, field, v)?;
         }
@@ -229,6 +342,34 @@ mod tests {
                 None => db.remove(&class, &r),
             }
         }
+    }
+
+    #[test]
+    fn the_agent_names_addresses_and_leases_fill_in_the_rest() {
+        let lease = |device: &str, ips: &[[u8; 4]]| drover_host::NicIo {
+            device: device.into(),
+            leased_ipv4: ips.iter().map(|a| (*a).into()).collect(),
+            ..drover_host::NicIo::default()
+        };
+        let figures = GuestMetrics {
+            nics: vec![
+                lease("0", &[[10, 0, 0, 9]]),
+                lease("1", &[[10, 1, 0, 2], [10, 1, 0, 3]]),
+                lease("2", &[]),
+            ],
+            agent: Some(AgentReport {
+                networks: [("0/ip".to_string(), "10.0.0.5".to_string())].into(),
+                ..AgentReport::default()
+            }),
+            ..GuestMetrics::default()
+        };
+        let networks = guest_networks(&figures);
+        let get = |k: &str| networks.get(k).map(String::as_str);
+        assert_eq!(get("0/ip"), Some("10.0.0.5"), "the agent's word wins");
+        assert_eq!(get("0/ipv4/0"), None);
+        assert_eq!(get("1/ip"), Some("10.1.0.2"));
+        assert_eq!(get("1/ipv4/1"), Some("10.1.0.3"));
+        assert_eq!(networks.len(), 4);
     }
 
     #[test]
@@ -274,6 +415,7 @@ mod tests {
                 networks: [("0/ip".to_string(), "10.0.0.2".to_string())].into(),
                 ..AgentReport::default()
             }),
+            nics: Vec::new(),
         };
         apply(&mut db, |t| add_metrics_records(t, &vm, &figures));
         apply(&mut db, |t| record_guest(t, &vm, &figures));

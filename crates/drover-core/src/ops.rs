@@ -11,9 +11,10 @@ use crate::db::{Obj, Ref};
 use crate::engine::Engine;
 use crate::error::{CoreError, Result};
 use crate::events::EventBatch;
+use crate::network::NetOp;
 use crate::sr::{PbdAction, SrAction};
 use crate::storage::{VbdAction, VdiAction};
-use crate::txn::new_ref;
+use crate::txn::{new_ref, Txn};
 use crate::vm::VmAction;
 
 /// Everything the engine can be asked to do.
@@ -123,15 +124,6 @@ pub enum Op {
         /// Field values given.
         fields: Vec<(String, Value)>,
     },
-    /// Creates a VLAN on a PIF, with its untagged PIF on a network.
-    VlanCreate {
-        /// The tagged (physical) PIF.
-        pif: String,
-        /// The tag.
-        tag: i64,
-        /// The network of the untagged PIF.
-        network: String,
-    },
     /// Destroys an object.
     Destroy {
         /// Class.
@@ -146,6 +138,8 @@ pub enum Op {
         /// What to do.
         action: VmAction,
     },
+    /// A network, VIF, PIF, VLAN or bond operation.
+    Net(NetOp),
     /// A host operation.
     Host {
         /// The host.
@@ -318,7 +312,10 @@ impl Op {
             }
             Op::Create { class, .. } => (class.as_str(), "create".into()),
             Op::Destroy { class, .. } => (class.as_str(), "destroy".into()),
-            Op::VlanCreate { .. } => ("VLAN", "create".into()),
+            Op::Net(op) => {
+                let (c, m) = op.message();
+                (c, m.into())
+            }
             Op::Vm { action, .. } => ("VM", action.message().into()),
             Op::Host { action, .. } => ("host", action.message().into()),
             Op::Vdi { action, .. } => ("VDI", action.message().into()),
@@ -422,8 +419,8 @@ impl Engine {
                 field,
                 value,
             } => {
-                self.set_field(&class, &r, &field, value)?;
-                Ok(Reply::Void)
+                self.change_field(&class, &r, &field, FieldChange::Set(value))
+                    .await
             }
             Op::MapAdd {
                 class,
@@ -432,26 +429,8 @@ impl Engine {
                 key,
                 value,
             } => {
-                self.check_rw(&class, &field)?;
-                self.write(|t| {
-                    let obj = t.must(&class, &r)?;
-                    if obj
-                        .get(&field)
-                        .as_map()
-                        .is_some_and(|m| m.iter().any(|(k, _)| *k == key))
-                    {
-                        return Err(CoreError::MapDuplicateKey {
-                            class: class.clone(),
-                            field: field.clone(),
-                            uuid: obj.uuid().to_string(),
-                            key: key.as_str().unwrap_or_default().to_string(),
-                        });
-                    }
-                    t.update(&class, &r, &field, |m| {
-                        m.map_insert(key, value);
-                    })
-                })?;
-                Ok(Reply::Void)
+                self.change_field(&class, &r, &field, FieldChange::MapAdd(key, value))
+                    .await
             }
             Op::MapRemove {
                 class,
@@ -459,9 +438,8 @@ impl Engine {
                 field,
                 key,
             } => {
-                self.check_rw(&class, &field)?;
-                self.write(|t| t.update(&class, &r, &field, |m| m.map_remove(&key)))?;
-                Ok(Reply::Void)
+                self.change_field(&class, &r, &field, FieldChange::MapRemove(key))
+                    .await
             }
             Op::SetAdd {
                 class,
@@ -469,9 +447,8 @@ impl Engine {
                 field,
                 value,
             } => {
-                self.check_rw(&class, &field)?;
-                self.write(|t| t.update(&class, &r, &field, |s| s.set_add(value)))?;
-                Ok(Reply::Void)
+                self.change_field(&class, &r, &field, FieldChange::SetAdd(value))
+                    .await
             }
             Op::SetRemove {
                 class,
@@ -479,16 +456,13 @@ impl Engine {
                 field,
                 value,
             } => {
-                self.check_rw(&class, &field)?;
-                self.write(|t| t.update(&class, &r, &field, |s| s.set_remove(&value)))?;
-                Ok(Reply::Void)
+                self.change_field(&class, &r, &field, FieldChange::SetRemove(value))
+                    .await
             }
             Op::Create { class, fields } => {
                 self.create_object(&class, fields).await.map(Reply::Ref)
             }
-            Op::VlanCreate { pif, tag, network } => {
-                self.vlan_create(&pif, tag, &network).map(Reply::Ref)
-            }
+            Op::Net(op) => self.net_op(op).await,
             Op::Destroy { class, r } => {
                 self.destroy_object(ctx, &class, &r).await?;
                 Ok(Reply::Void)
@@ -558,13 +532,77 @@ impl Engine {
         Ok(f)
     }
 
-    fn set_field(&self, class: &str, r: &str, field: &str, value: Value) -> Result<()> {
+    /// Changes a field through the generic setters; fields that stand for something on a host
+    /// (a network's MTU and address range, a bond's mode) or that the engine owns in part (a
+    /// VIF's reserved address) take their own path.
+    async fn change_field(
+        &self,
+        class: &str,
+        r: &str,
+        field: &str,
+        change: FieldChange,
+    ) -> Result<Reply> {
         let f = self.check_rw(class, field)?;
-        validate(field, &f.ty, &value)?;
-        if class == "VM" && field.starts_with("memory_") {
-            return self.vm_set_memory_field(r, field, value);
+        if let FieldChange::Set(value) = &change {
+            validate(field, &f.ty, value)?;
         }
-        self.write(|t| t.set(class, r, field, value))
+        match (class, field, change) {
+            ("VM", _, FieldChange::Set(value)) if field.starts_with("memory_") => {
+                self.vm_set_memory_field(r, field, value)?
+            }
+            ("network", "MTU" | "other_config", change) => {
+                self.network_field_change(r, field, &change).await?
+            }
+            ("VIF", "other_config", change) => self.vif_other_config_change(r, &change)?,
+            ("Bond", "mode", change) => self.bond_mode_change(r, &change).await?,
+            (_, _, change) => self.write(|t| change.apply(t, class, r, field))?,
+        }
+        Ok(Reply::Void)
+    }
+}
+
+/// A change of one field through the generic setters.
+#[derive(Debug, Clone)]
+pub(crate) enum FieldChange {
+    /// `set_<field>`.
+    Set(Value),
+    /// `add_to_<field>` of a map: the key must be new.
+    MapAdd(Value, Value),
+    /// `remove_from_<field>` of a map.
+    MapRemove(Value),
+    /// `add_<field>` of a set.
+    SetAdd(Value),
+    /// `remove_<field>` of a set.
+    SetRemove(Value),
+}
+
+impl FieldChange {
+    /// Applies the change to `class` object `r` in a transaction.
+    pub(crate) fn apply(&self, t: &mut Txn, class: &str, r: &str, field: &str) -> Result<()> {
+        match self {
+            FieldChange::Set(v) => t.set(class, r, field, v.clone()),
+            FieldChange::MapAdd(key, value) => {
+                let obj = t.must(class, r)?;
+                if obj
+                    .get(field)
+                    .as_map()
+                    .is_some_and(|m| m.iter().any(|(k, _)| k == key))
+                {
+                    return Err(CoreError::MapDuplicateKey {
+                        class: class.into(),
+                        field: field.into(),
+                        uuid: obj.uuid().to_string(),
+                        key: key.as_str().unwrap_or_default().to_string(),
+                    });
+                }
+                t.update(class, r, field, |m| {
+                    m.map_insert(key.clone(), value.clone());
+                })
+            }
+            FieldChange::MapRemove(key) => t.update(class, r, field, |m| m.map_remove(key)),
+            FieldChange::SetAdd(v) => t.update(class, r, field, |s| s.set_add(v.clone())),
+            FieldChange::SetRemove(v) => t.update(class, r, field, |s| s.set_remove(v)),
+        }
     }
 }
 

@@ -188,8 +188,9 @@ pub(crate) fn unlink_vdi(t: &mut Txn, vdi: &str) -> Result<()> {
 }
 
 impl Engine {
-    /// A host failure in the terms of the objects involved: images become their VDIs; `op` is
-    /// the operation refused.
+    /// A host failure of a guest or image operation in the terms of the objects involved:
+    /// images become their VDIs, a missing device is the bridge of a NIC; `op` is the
+    /// operation refused.
     pub(crate) fn host_error(&self, e: HostError, op: &str) -> CoreError {
         let vdi = |location: &str| {
             self.read(|db| {
@@ -211,6 +212,7 @@ impl Engine {
                 vdi: vdi(&image).map_or(image, |(r, _)| r),
                 reason,
             },
+            HostError::NoSuchDevice(bridge) => CoreError::BridgeNotAvailable(bridge),
             e => e.into(),
         }
     }

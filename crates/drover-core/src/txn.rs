@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use drover_model::{Schema, Type, Value, NULL_REF};
 
-use crate::db::{Db, Obj, Ref};
+use crate::db::{Db, Obj, Ref, View};
 use crate::error::{CoreError, Result};
 use crate::relations;
 
@@ -18,6 +18,12 @@ pub struct Txn<'a> {
     db: &'a Db,
     pending: HashMap<(Arc<str>, Ref), Option<Obj>>,
     order: Vec<(Arc<str>, Ref)>,
+}
+
+impl View for Txn<'_> {
+    fn obj(&self, class: &str, r: &str) -> Option<&Obj> {
+        self.get(class, r)
+    }
 }
 
 /// A new reference.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use drover_host::{DiskSpec, GuestSpec, HostError, ImageFormat};
 use drover_model::{Value, NULL_REF};
 
-use crate::db::{Obj, Ref};
+use crate::db::{Obj, Ref, View};
 use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
 use crate::ops::{Ctx, Reply};
@@ -303,7 +303,7 @@ fn check_op(vm: &Obj, op: &str) -> Result<()> {
     Ok(())
 }
 
-/// Recomputes `allowed_operations` of a VM from its state.
+/// Recomputes `allowed_operations` of a VM (and of its VIFs) from its state.
 pub(crate) fn refresh_allowed(t: &mut Txn, vm: &str) -> Result<()> {
     let obj = t.must("VM", vm)?;
     let allowed: Vec<Value> = ALL_OPS
@@ -311,7 +311,14 @@ pub(crate) fn refresh_allowed(t: &mut Txn, vm: &str) -> Result<()> {
         .filter(|op| check_op(obj, op).is_ok())
         .map(|op| Value::str(*op))
         .collect();
-    t.set("VM", vm, "allowed_operations", Value::Set(allowed))
+    let vifs = obj.refs("VIFs");
+    t.set("VM", vm, "allowed_operations", Value::Set(allowed))?;
+    for vif in vifs {
+        if t.get("VIF", &vif).is_some() {
+            crate::network::vif::refresh_allowed(t, &vif)?;
+        }
+    }
+    Ok(())
 }
 
 impl Engine {
@@ -373,8 +380,12 @@ impl Engine {
         }
     }
 
-    pub(crate) fn guest_spec(&self, vm: &Obj) -> GuestSpec {
+    /// What the host needs to run the VM's guest, with the VIFs that become its NICs: all of
+    /// them, or when `resuming` those the guest had when it was suspended.
+    pub(crate) fn guest_spec(&self, vm: &Obj, resuming: bool) -> Result<(GuestSpec, Vec<Ref>)> {
         self.read(|db| {
+            let nics = crate::network::vif::guest_nics(db, vm, resuming)?;
+            let vifs = nics.iter().map(|(r, _)| r.clone()).collect();
             let mut disks: Vec<DiskSpec> = vm
                 .refs("VBDs")
                 .iter()
@@ -383,7 +394,7 @@ impl Engine {
                 .map(|vbd| disk_spec(db, vbd))
                 .collect();
             disks.sort_by(|a, b| a.device.cmp(&b.device));
-            GuestSpec {
+            let spec = GuestSpec {
                 uuid: vm.uuid().to_string(),
                 name: vm.str("name_label").to_string(),
                 vcpus: vm.int("VCPUs_at_startup").max(0) as u32,
@@ -400,7 +411,9 @@ impl Engine {
                     .unwrap_or("")
                     .to_string(),
                 disks,
-            }
+                nics: nics.into_iter().map(|(_, n)| n).collect(),
+            };
+            Ok((spec, vifs))
         })
     }
 
@@ -652,7 +665,12 @@ impl Engine {
                         })
                         .collect()
                 });
-                let free = (0..16)
+                let positions = if class == "VBD" {
+                    16
+                } else {
+                    crate::network::vif::POSITIONS
+                };
+                let free = (0..positions)
                     .map(|i| i.to_string())
                     .filter(|d| !used.contains(d))
                     .map(Value::Str)
@@ -698,14 +716,17 @@ impl Engine {
         let base = self.console_base.clone();
         self.guarded(ctx, vm, op, async {
             self.check_startable(&obj)?;
-            let spec = self.guest_spec(&obj);
+            let (spec, vifs) = self.guest_spec(&obj, false)?;
             ctx.checkpoint()?;
             self.with_disks(&obj, op, self.host.start(&spec, paused))
                 .await?;
             let state = if paused { "Paused" } else { "Running" };
             let vcpus = spec.vcpus as i64;
             let memory = spec.memory as i64;
-            let commit = move |t: &mut Txn| run_on(t, &vmr, &host, state, vcpus, memory, &base);
+            let commit = move |t: &mut Txn| {
+                run_on(t, &vmr, &host, state, vcpus, memory, &base)?;
+                crate::network::vif::mark(t, &vifs, true)
+            };
             Ok(((), Box::new(commit) as Box<_>))
         })
         .await?;
@@ -761,9 +782,18 @@ impl Engine {
                 .unwrap_or(0);
             let commit = move |t: &mut Txn| {
                 t.set("VDI", &vdi, "physical_utilisation", Value::Int(used))?;
+                // The saved guest has these NICs; it gets them again when it resumes.
+                let vm_obj = t.must("VM", &vmr)?.clone();
+                let plugged: Vec<Ref> = t
+                    .members(&vm_obj, "VIFs", "VIF")
+                    .iter()
+                    .filter(|v| v.bool("currently_attached"))
+                    .map(|v| v.r.clone())
+                    .collect();
                 halt(t, &vmr)?;
                 t.set("VM", &vmr, "power_state", Value::str("Suspended"))?;
-                t.set("VM", &vmr, "suspend_VDI", Value::str(&*vdi))
+                t.set("VM", &vmr, "suspend_VDI", Value::str(&*vdi))?;
+                crate::network::vif::mark(t, &plugged, true)
             };
             Ok(((), Box::new(commit) as Box<_>))
         })
@@ -785,7 +815,7 @@ impl Engine {
             else {
                 return Err(CoreError::VmHasNoSuspendVdi(vmr.clone()));
             };
-            let spec = self.guest_spec(&obj);
+            let (spec, vifs) = self.guest_spec(&obj, true)?;
             let location = image_location(&image);
             self.with_disks(
                 &obj,
@@ -798,7 +828,8 @@ impl Engine {
             let (vcpus, memory) = (spec.vcpus as i64, spec.memory as i64);
             let commit = move |t: &mut Txn| {
                 t.set("VM", &vmr, "suspend_VDI", Value::str(NULL_REF))?;
-                run_on(t, &vmr, &host, state, vcpus, memory, &base)
+                run_on(t, &vmr, &host, state, vcpus, memory, &base)?;
+                crate::network::vif::mark(t, &vifs, true)
             };
             Ok(((), Box::new(commit) as Box<_>))
         })
@@ -915,13 +946,30 @@ impl Engine {
         if obj.str("power_state") == "Suspended" {
             self.discard_suspend_image(&obj).await?;
         }
-        self.write(|t| destroy_vm_record(t, vm))
+        let nets = self.read(|db| {
+            crate::network::distinct(
+                db.members(&obj, "VIFs", "VIF")
+                    .iter()
+                    .map(|v| Ref::from(v.str("network"))),
+            )
+        });
+        let destroyed = self.net_change(&nets, |t| destroy_vm_record(t, vm)).await;
+        if destroyed.is_err() {
+            self.end(ctx, vm, |_| Ok(()))?;
+        }
+        destroyed
     }
 }
 
-/// Deletes a VM record with the records that belong to it alone (VBDs, VIFs, consoles, metrics).
+/// Deletes a VM record with the records that belong to it alone (VBDs, VIFs, consoles, metrics);
+/// its VIFs' addresses go back to their networks' ranges.
 pub(crate) fn destroy_vm_record(t: &mut Txn, vm: &str) -> Result<()> {
     let obj = t.must("VM", vm)?.clone();
+    let (nets, vif_metrics): (Vec<Ref>, Vec<String>) = t
+        .members(&obj, "VIFs", "VIF")
+        .iter()
+        .map(|v| (Ref::from(v.str("network")), v.str("metrics").to_string()))
+        .unzip();
     for (class, set) in [
         ("VBD", "VBDs"),
         ("VIF", "VIFs"),
@@ -944,10 +992,22 @@ pub(crate) fn destroy_vm_record(t: &mut Txn, vm: &str) -> Result<()> {
             t.destroy(class, r)?;
         }
     }
-    t.destroy("VM", vm)
+    for m in vif_metrics {
+        if t.get("VIF_metrics", &m).is_some() {
+            t.destroy("VIF_metrics", &m)?;
+        }
+    }
+    t.destroy("VM", vm)?;
+    for net in crate::network::distinct(nets) {
+        if t.get("network", &net).is_some() {
+            crate::network::dhcp::reconcile(t, &net)?;
+        }
+    }
+    Ok(())
 }
 
-/// Marks a VM halted: not resident anywhere, disks detached, without consoles or guest metrics.
+/// Marks a VM halted: not resident anywhere, disks and VIFs detached, without consoles or guest
+/// metrics.
 pub(crate) fn halt(t: &mut Txn, vm: &str) -> Result<()> {
     t.set("VM", vm, "power_state", Value::str("Halted"))?;
     t.set("VM", vm, "resident_on", Value::str(NULL_REF))?;
@@ -961,15 +1021,11 @@ pub(crate) fn halt(t: &mut Txn, vm: &str) -> Result<()> {
         t.destroy("VM_guest_metrics", &guest)?;
     }
     t.set("VM", vm, "guest_metrics", Value::str(NULL_REF))?;
-    for vif in t.must("VM", vm)?.refs("VIFs") {
-        if t.get("VIF", &vif).is_some() {
-            t.set("VIF", &vif, "currently_attached", Value::Bool(false))?;
-        }
-    }
-    Ok(())
+    let vifs = t.must("VM", vm)?.refs("VIFs");
+    crate::network::vif::mark(t, &vifs, false)
 }
 
-/// Marks a VM running (or paused) on `host`: resident there, disks and VIFs attached, consoles
+/// Marks a VM running (or paused) on `host`: resident there, disks attached, consoles
 /// under `console_base`, metrics of a fresh start.
 pub(crate) fn run_on(
     t: &mut Txn,
@@ -995,11 +1051,6 @@ pub(crate) fn run_on(
     for vbd in record.refs("VBDs") {
         if t.get("VBD", &vbd).is_some() {
             t.set("VBD", &vbd, "currently_attached", Value::Bool(true))?;
-        }
-    }
-    for vif in record.refs("VIFs") {
-        if t.get("VIF", &vif).is_some() {
-            t.set("VIF", &vif, "currently_attached", Value::Bool(true))?;
         }
     }
     crate::console::ensure_consoles(t, vm, console_base)?;

@@ -4,7 +4,10 @@
 //! metrics, and creating disk images. A host can be simulated ([`sim::SimHost`]), local or remote;
 //! the engine cannot tell the difference.
 
+pub mod net;
 pub mod sim;
+
+pub use net::*;
 
 use std::collections::BTreeMap;
 
@@ -75,6 +78,9 @@ pub struct GuestSpec {
     pub boot_order: String,
     /// Disks, in device order.
     pub disks: Vec<DiskSpec>,
+    /// Network interfaces, in device order.
+    #[serde(default)]
+    pub nics: Vec<NicSpec>,
 }
 
 /// A disk attached to a guest.
@@ -103,6 +109,8 @@ pub struct GuestMetrics {
     pub vcpu_utilisation: Vec<f64>,
     /// Throughput of each disk, by device position.
     pub disks: Vec<DiskIo>,
+    /// Traffic of each network interface, by device position.
+    pub nics: Vec<NicIo>,
     /// What the guest's own agent last reported, if it runs one.
     pub agent: Option<AgentReport>,
 }
@@ -125,7 +133,8 @@ pub struct AgentReport {
     pub os_version: BTreeMap<String, String>,
     /// Memory figures in KiB (`total`, `free`, ...).
     pub memory: BTreeMap<String, String>,
-    /// Addresses by `<interface>/ip`.
+    /// Addresses by `<NIC device position>/ip` (`0/ip`, `0/ipv4/1`, ...); the driver maps the
+    /// guest's interfaces to NIC positions by MAC.
     pub networks: BTreeMap<String, String>,
     /// Disks the guest sees.
     pub disks: BTreeMap<String, String>,
@@ -241,6 +250,24 @@ pub enum HostError {
     /// The host cannot do this at all.
     #[error("{0}")]
     Unsupported(String),
+    /// A network device of this name exists and Drover did not make it.
+    #[error("network device {0} exists and is not Drover's")]
+    DeviceTaken(String),
+    /// No network interface of this name on the host.
+    #[error("no network interface {0} on this host")]
+    NoSuchDevice(String),
+    /// The interface carries the host's own traffic (addresses or the default route); Drover
+    /// leaves it alone.
+    #[error("network interface {0} carries the host's own addresses or routes")]
+    DeviceInUse(String),
+    /// Setting up a network device failed.
+    #[error("configuring {device} failed: {reason}")]
+    NetConfig {
+        /// The device.
+        device: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Anything else the host reports.
     #[error("host failure: {0}")]
     Failed(String),
@@ -320,6 +347,10 @@ pub trait HostDriver: Send + Sync {
     async fn set_vcpus(&self, uuid: &str, count: u32) -> Result<(), HostError>;
     /// Live figures of a guest.
     async fn guest_metrics(&self, uuid: &str) -> Result<GuestMetrics, HostError>;
+    /// Plugs a network interface into a running guest, as a port of its bridge.
+    async fn nic_attach(&self, uuid: &str, nic: &NicSpec) -> Result<(), HostError>;
+    /// Unplugs the network interface at `device` from a running guest.
+    async fn nic_detach(&self, uuid: &str, device: &str) -> Result<(), HostError>;
     /// Subscribes to guest events.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<GuestEvent>;
 
@@ -365,4 +396,26 @@ pub trait HostDriver: Send + Sync {
         format: &str,
         data: ByteSource,
     ) -> Result<ImageInfo, HostError>;
+
+    /// What the host's kernel can do for networks.
+    async fn net_capabilities(&self) -> NetCapabilities;
+    /// Makes the network's bridge, uplink port and DHCP service as `spec` says, or brings
+    /// existing ones in line with it. A device of the bridge's name that Drover did not make is
+    /// refused ([`HostError::DeviceTaken`]); on failure nothing new is left behind.
+    async fn network_ensure(&self, spec: &NetworkSpec) -> Result<(), HostError>;
+    /// Removes a network's bridge, uplink port, DHCP service and lease file.
+    async fn network_remove(&self, bridge: &str) -> Result<(), HostError>;
+    /// Removes every bridge, port, bond and DHCP service Drover made on this host, except the
+    /// networks whose bridges are in `keep` and the bonds in `keep`.
+    async fn network_prune(&self, keep: &[String]) -> Result<(), HostError>;
+    /// The host's network interfaces that can carry guest traffic (not Drover's own devices).
+    async fn pif_scan(&self) -> Result<Vec<PifInfo>, HostError>;
+    /// Counters of a host interface.
+    async fn pif_counters(&self, device: &str) -> Result<PifCounters, HostError>;
+    /// Sets the IPv4 configuration of a bridge Drover made.
+    async fn pif_configure_ip(&self, bridge: &str, config: &IpConfig) -> Result<(), HostError>;
+    /// Makes a bond of host interfaces.
+    async fn bond_create(&self, spec: &BondSpec) -> Result<(), HostError>;
+    /// Removes a bond Drover made, giving its members back as they were.
+    async fn bond_destroy(&self, name: &str) -> Result<(), HostError>;
 }

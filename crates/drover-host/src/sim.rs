@@ -1,7 +1,9 @@
 //! A simulated host for scale tests and machines without QEMU.
 //!
 //! It models what a host does — guest states, memory accounting, whole new disks with thin clones
-//! and full copies, storage capacity — and refuses what it does not model. Every operation can be given a
+//! and full copies, storage capacity, network bridges with their uplinks, DHCP reservations and
+//! guest NICs, bonds, interfaces and devices that are not Drover's, and the kernel's network
+//! capabilities — and refuses what it does not model. Every operation can be given a
 //! duration so that long-running behaviour (task progress, cancellation) is observable.
 
 use std::collections::HashMap;
@@ -13,8 +15,10 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use crate::{
-    ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState, HostDriver,
-    HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, StorageInfo, Stream,
+    BondSpec, ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState,
+    HostDriver, HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, IpConfig,
+    NetCapabilities, NetworkSpec, NicIo, NicSpec, PifCounters, PifInfo, StorageInfo, Stream,
+    Uplink,
 };
 
 /// How the simulated host is sized.
@@ -32,6 +36,12 @@ pub struct SimConfig {
     pub op_delay: Duration,
     /// Where the simulated disks are remembered across restarts, if anywhere.
     pub state_file: Option<PathBuf>,
+    /// What the simulated kernel can do for networks.
+    pub net: NetCapabilities,
+    /// The host's network interfaces.
+    pub pifs: Vec<PifInfo>,
+    /// Names of other network devices the host has that Drover did not make.
+    pub foreign_devices: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -43,6 +53,27 @@ impl Default for SimConfig {
             sr_capacity: 4 << 40,
             op_delay: Duration::ZERO,
             state_file: None,
+            net: NetCapabilities {
+                bridge: true,
+                vlan_8021q: true,
+                vlan_filtering: true,
+                bonding: true,
+                vxlan: true,
+            },
+            pifs: vec![PifInfo {
+                device: "eth0".into(),
+                mac: "02:00:00:00:00:01".into(),
+                mtu: 1500,
+                carrier: true,
+                speed: 1000,
+                duplex: true,
+                driver: "sim".into(),
+                pci_bus_path: "0000:00:03.0".into(),
+                ipv4: vec!["127.0.0.1/8".into()],
+                default_route: true,
+                gateway: String::new(),
+            }],
+            foreign_devices: Vec::new(),
         }
     }
 }
@@ -55,6 +86,7 @@ struct Guest {
     memory: u64,
     vcpus: u32,
     started: Instant,
+    nics: HashMap<String, NicSpec>,
 }
 
 struct Image {
@@ -82,6 +114,10 @@ struct State {
     guests: HashMap<String, Guest>,
     suspended: HashMap<String, u64>,
     srs: HashMap<String, Sr>,
+    networks: HashMap<String, NetworkSpec>,
+    bonds: HashMap<String, BondSpec>,
+    addresses: HashMap<String, IpConfig>,
+    pifs: Vec<PifInfo>,
 }
 
 /// The simulated host.
@@ -119,6 +155,7 @@ impl SimHost {
                 state.srs.insert(sr, Sr { images });
             }
         }
+        state.pifs = config.pifs.clone();
         SimHost {
             config,
             state: Mutex::new(state),
@@ -159,6 +196,44 @@ impl SimHost {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The networks the host has now, by bridge.
+    pub fn networks(&self) -> HashMap<String, NetworkSpec> {
+        self.state().networks.clone()
+    }
+
+    /// The bonds the host has now, by name.
+    pub fn bonds(&self) -> HashMap<String, BondSpec> {
+        self.state().bonds.clone()
+    }
+
+    /// The address configuration of a bridge, if one was set.
+    pub fn bridge_address(&self, bridge: &str) -> Option<IpConfig> {
+        self.state().addresses.get(bridge).cloned()
+    }
+
+    /// The NICs of a guest, by device position.
+    pub fn guest_nics(&self, uuid: &str) -> Vec<NicSpec> {
+        let st = self.state();
+        let mut nics: Vec<NicSpec> = st
+            .guests
+            .get(uuid)
+            .map(|g| g.nics.values().cloned().collect())
+            .unwrap_or_default();
+        nics.sort_by(|a, b| a.device.cmp(&b.device));
+        nics
+    }
+
+    /// Adds a network interface to the host, as if a card were put in.
+    pub fn add_interface(&self, pif: PifInfo) {
+        self.state().pifs.push(pif);
+    }
+
+    /// Whether a device of this name exists that Drover did not make.
+    fn foreign(&self, st: &State, name: &str) -> bool {
+        self.config.foreign_devices.iter().any(|d| d == name)
+            || st.pifs.iter().any(|p| p.device == name)
+    }
+
     async fn work(&self) {
         if !self.config.op_delay.is_zero() {
             tokio::time::sleep(self.config.op_delay).await;
@@ -179,6 +254,13 @@ impl SimHost {
 
     /// Puts a built guest on the host, checking memory again: it may have gone meanwhile.
     fn admit(&self, st: &mut State, spec: &GuestSpec, paused: bool) -> Result<(), HostError> {
+        if let Some(n) = spec
+            .nics
+            .iter()
+            .find(|n| !st.networks.contains_key(&n.bridge))
+        {
+            return Err(HostError::NoSuchDevice(n.bridge.clone()));
+        }
         self.reserve(st, spec.memory)?;
         let state = if paused {
             GuestState::Paused
@@ -190,6 +272,11 @@ impl SimHost {
             memory: spec.memory,
             vcpus: spec.vcpus.max(1),
             started: Instant::now(),
+            nics: spec
+                .nics
+                .iter()
+                .map(|n| (n.device.clone(), n.clone()))
+                .collect(),
         };
         st.guests.insert(spec.uuid.clone(), guest);
         Ok(())
@@ -483,6 +570,64 @@ impl HostDriver for SimHost {
                 ..GuestMetrics::default()
             })
         })
+        .map(|mut m| {
+            let st = self.state();
+            if let Some(g) = st.guests.get(uuid) {
+                m.nics = g
+                    .nics
+                    .values()
+                    .map(|n| NicIo {
+                        device: n.device.clone(),
+                        leased_ipv4: st
+                            .networks
+                            .get(&n.bridge)
+                            .and_then(|net| net.dhcp.as_ref())
+                            .into_iter()
+                            .flat_map(|d| &d.reservations)
+                            .filter(|r| r.mac.eq_ignore_ascii_case(&n.mac))
+                            .map(|r| r.ip)
+                            .collect(),
+                        ..NicIo::default()
+                    })
+                    .collect();
+            }
+            m
+        })
+    }
+
+    async fn nic_attach(&self, uuid: &str, nic: &NicSpec) -> Result<(), HostError> {
+        self.with_guest(uuid, |_| Ok(()))?;
+        self.work().await;
+        let mut st = self.state();
+        if !st.networks.contains_key(&nic.bridge) {
+            return Err(HostError::NoSuchDevice(nic.bridge.clone()));
+        }
+        let g = st
+            .guests
+            .get_mut(uuid)
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        if g.nics.contains_key(&nic.device) {
+            return Err(HostError::Failed(format!(
+                "guest {uuid} already has a NIC at {}",
+                nic.device
+            )));
+        }
+        g.nics.insert(nic.device.clone(), nic.clone());
+        Ok(())
+    }
+
+    async fn nic_detach(&self, uuid: &str, device: &str) -> Result<(), HostError> {
+        self.with_guest(uuid, |_| Ok(()))?;
+        self.work().await;
+        let mut st = self.state();
+        let g = st
+            .guests
+            .get_mut(uuid)
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        g.nics
+            .remove(device)
+            .map(|_| ())
+            .ok_or_else(|| HostError::Failed(format!("guest {uuid} has no NIC at {device}")))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<GuestEvent> {
@@ -678,6 +823,170 @@ impl HostDriver for SimHost {
         self.save(&st);
         Ok(info)
     }
+
+    async fn net_capabilities(&self) -> NetCapabilities {
+        self.config.net
+    }
+
+    async fn network_ensure(&self, spec: &NetworkSpec) -> Result<(), HostError> {
+        crate::net::check_device_name(&spec.bridge)?;
+        if !(68..=65535).contains(&spec.mtu) {
+            return Err(HostError::NetConfig {
+                device: spec.bridge.clone(),
+                reason: format!("MTU {} is out of range", spec.mtu),
+            });
+        }
+        let mut st = self.state();
+        if self.foreign(&st, &spec.bridge) || st.bonds.contains_key(&spec.bridge) {
+            return Err(HostError::DeviceTaken(spec.bridge.clone()));
+        }
+        let known = |st: &State, dev: &str| {
+            st.pifs.iter().any(|p| p.device == dev)
+                || st.bonds.contains_key(dev)
+                || st.networks.contains_key(dev)
+        };
+        match &spec.uplink {
+            None => {}
+            Some(Uplink::Device(dev)) => {
+                if !known(&st, dev) || st.networks.contains_key(dev) {
+                    return Err(HostError::NoSuchDevice(dev.clone()));
+                }
+                let own = st
+                    .pifs
+                    .iter()
+                    .any(|p| &p.device == dev && (!p.ipv4.is_empty() || p.default_route));
+                let taken = st.networks.values().any(|n| {
+                    n.bridge != spec.bridge && n.uplink == Some(Uplink::Device(dev.clone()))
+                }) || st.bonds.values().any(|b| b.members.contains(dev));
+                if own || taken {
+                    return Err(HostError::DeviceInUse(dev.clone()));
+                }
+            }
+            Some(Uplink::Vlan { .. }) if !self.config.net.vlan_8021q => {
+                return Err(HostError::Unsupported(
+                    "this host's kernel has no 802.1Q VLAN devices".into(),
+                ))
+            }
+            Some(Uplink::Vxlan { .. }) if !self.config.net.vxlan => {
+                return Err(HostError::Unsupported(
+                    "this host's kernel has no VXLAN devices".into(),
+                ))
+            }
+            Some(Uplink::Vlan { device, .. } | Uplink::Vxlan { device, .. })
+                if !known(&st, device) =>
+            {
+                return Err(HostError::NoSuchDevice(device.clone()))
+            }
+            Some(_) => {}
+        }
+        st.networks.insert(spec.bridge.clone(), spec.clone());
+        Ok(())
+    }
+
+    async fn network_remove(&self, bridge: &str) -> Result<(), HostError> {
+        let mut st = self.state();
+        if st
+            .guests
+            .values()
+            .any(|g| g.nics.values().any(|n| n.bridge == bridge))
+        {
+            return Err(HostError::Failed(format!(
+                "bridge {bridge} still has guest ports"
+            )));
+        }
+        st.networks.remove(bridge);
+        st.addresses.remove(bridge);
+        Ok(())
+    }
+
+    async fn network_prune(&self, keep: &[String]) -> Result<(), HostError> {
+        let mut st = self.state();
+        st.networks.retain(|b, _| keep.contains(b));
+        st.bonds.retain(|b, _| keep.contains(b));
+        let State {
+            networks,
+            addresses,
+            ..
+        } = &mut *st;
+        addresses.retain(|b, _| networks.contains_key(b));
+        Ok(())
+    }
+
+    async fn pif_scan(&self) -> Result<Vec<PifInfo>, HostError> {
+        Ok(self.state().pifs.clone())
+    }
+
+    async fn pif_counters(&self, device: &str) -> Result<PifCounters, HostError> {
+        let st = self.state();
+        let known = st.pifs.iter().any(|p| p.device == device)
+            || st.bonds.contains_key(device)
+            || st.networks.contains_key(device);
+        if !known {
+            return Err(HostError::NoSuchDevice(device.into()));
+        }
+        Ok(PifCounters {
+            carrier: true,
+            ..PifCounters::default()
+        })
+    }
+
+    async fn pif_configure_ip(&self, bridge: &str, config: &IpConfig) -> Result<(), HostError> {
+        let mut st = self.state();
+        if !st.networks.contains_key(bridge) {
+            return Err(HostError::NoSuchDevice(bridge.into()));
+        }
+        st.addresses.insert(bridge.into(), config.clone());
+        Ok(())
+    }
+
+    async fn bond_create(&self, spec: &BondSpec) -> Result<(), HostError> {
+        if !self.config.net.bonding {
+            return Err(HostError::Unsupported(
+                "this host's kernel has no bonding".into(),
+            ));
+        }
+        crate::net::check_device_name(&spec.name)?;
+        let mut st = self.state();
+        if st.bonds.contains_key(&spec.name)
+            || st.networks.contains_key(&spec.name)
+            || self.foreign(&st, &spec.name)
+        {
+            return Err(HostError::DeviceTaken(spec.name.clone()));
+        }
+        for m in &spec.members {
+            let Some(p) = st.pifs.iter().find(|p| &p.device == m) else {
+                return Err(HostError::NoSuchDevice(m.clone()));
+            };
+            let port = st
+                .networks
+                .values()
+                .any(|n| n.uplink == Some(Uplink::Device(m.clone())));
+            if !p.ipv4.is_empty()
+                || p.default_route
+                || port
+                || st.bonds.values().any(|b| b.members.contains(m))
+            {
+                return Err(HostError::DeviceInUse(m.clone()));
+            }
+        }
+        st.bonds.insert(spec.name.clone(), spec.clone());
+        Ok(())
+    }
+
+    async fn bond_destroy(&self, name: &str) -> Result<(), HostError> {
+        let mut st = self.state();
+        if st
+            .networks
+            .values()
+            .any(|n| n.uplink == Some(Uplink::Device(name.into())))
+        {
+            return Err(HostError::DeviceInUse(name.into()));
+        }
+        st.bonds
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| HostError::NoSuchDevice(name.into()))
+    }
 }
 
 #[cfg(test)]
@@ -733,6 +1042,70 @@ mod tests {
             }
         );
         assert!(host.guests().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn networks_refuse_foreign_names_and_the_hosts_own_interfaces() {
+        let host = SimHost::new(SimConfig {
+            foreign_devices: vec!["docker0".into()],
+            net: NetCapabilities {
+                bonding: false,
+                ..SimConfig::default().net
+            },
+            ..SimConfig::default()
+        });
+        let net = |bridge: &str, uplink: Option<Uplink>| NetworkSpec {
+            bridge: bridge.into(),
+            mtu: 1500,
+            uplink,
+            dhcp: None,
+        };
+        for taken in ["docker0", "eth0"] {
+            assert!(matches!(
+                host.network_ensure(&net(taken, None)).await,
+                Err(HostError::DeviceTaken(d)) if d == taken
+            ));
+        }
+        assert!(matches!(
+            host.network_ensure(&net("br0", Some(Uplink::Device("eth0".into()))))
+                .await,
+            Err(HostError::DeviceInUse(d)) if d == "eth0"
+        ));
+        assert!(matches!(
+            host.network_ensure(&net("br0", Some(Uplink::Device("eth9".into()))))
+                .await,
+            Err(HostError::NoSuchDevice(d)) if d == "eth9"
+        ));
+        host.network_ensure(&net("br0", None)).await.unwrap();
+        host.start(
+            &GuestSpec {
+                nics: vec![NicSpec {
+                    device: "0".into(),
+                    mac: "02:00:00:00:00:09".into(),
+                    bridge: "br0".into(),
+                    mtu: 1500,
+                }],
+                ..spec("a", 1 << 20)
+            },
+            true,
+        )
+        .await
+        .unwrap();
+        assert!(host.network_remove("br0").await.is_err(), "a guest's port");
+        host.nic_detach("a", "0").await.unwrap();
+        host.network_remove("br0").await.unwrap();
+        assert!(host.networks().is_empty());
+        let bond = BondSpec {
+            name: "bond0".into(),
+            members: vec!["eth1".into(), "eth2".into()],
+            mode: crate::BondMode::Lacp,
+            mac: String::new(),
+            mtu: 1500,
+        };
+        assert!(matches!(
+            host.bond_create(&bond).await,
+            Err(HostError::Unsupported(_))
+        ));
     }
 
     #[tokio::test]

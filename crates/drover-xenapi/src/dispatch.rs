@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use drover_core::{
-    CoreError, Engine, HostAction, Op, PbdAction, Reply, SrAction, SrSpec, TaskRender, VbdAction,
-    VdiAction, VmAction,
+    CoreError, Engine, HostAction, NetOp, Op, PbdAction, Reply, SrAction, SrSpec, TaskRender,
+    VbdAction, VdiAction, VmAction,
 };
 use drover_model::{Message, Schema, Type, Value};
 use drover_rpcwire::WireValue;
@@ -358,11 +358,59 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
             class: c,
             label: a.str(1)?,
         },
-        ("VLAN", "create") => Op::VlanCreate {
+        ("VLAN", "create") => Op::Net(NetOp::VlanCreate {
             pif: a.str(1)?,
             tag: a.int(2)?,
             network: a.str(3)?,
-        },
+        }),
+        ("PIF", "create_VLAN") => Op::Net(NetOp::PifCreateVlan {
+            device: a.str(1)?,
+            network: a.str(2)?,
+            host: a.str(3)?,
+            tag: a.int(4)?,
+        }),
+        ("pool", "create_VLAN") => Op::Net(NetOp::PoolCreateVlan {
+            device: a.str(1)?,
+            network: a.str(2)?,
+            tag: a.int(3)?,
+        }),
+        ("pool", "create_VLAN_from_PIF") => Op::Net(NetOp::PoolCreateVlanFromPif {
+            pif: a.str(1)?,
+            network: a.str(2)?,
+            tag: a.int(3)?,
+        }),
+        ("Bond", "create") => Op::Net(NetOp::BondCreate {
+            network: a.str(1)?,
+            members: a.strings(2)?,
+            mac: a.str(3)?,
+            mode: a.str(4)?,
+            properties: a.string_map(5)?,
+        }),
+        ("VIF", "plug") => Op::Net(NetOp::VifPlug {
+            vif: ref_arg(a, 1)?,
+        }),
+        ("VIF", "unplug" | "unplug_force") => Op::Net(NetOp::VifUnplug {
+            vif: ref_arg(a, 1)?,
+            force: message == "unplug_force",
+        }),
+        ("PIF", "plug") => Op::Net(NetOp::PifPlug {
+            pif: ref_arg(a, 1)?,
+        }),
+        ("PIF", "unplug") => Op::Net(NetOp::PifUnplug {
+            pif: ref_arg(a, 1)?,
+        }),
+        ("PIF", "forget") => Op::Net(NetOp::PifForget {
+            pif: ref_arg(a, 1)?,
+        }),
+        ("PIF", "scan") => Op::Net(NetOp::PifScan { host: a.str(1)? }),
+        ("PIF", "reconfigure_ip") => Op::Net(NetOp::PifReconfigureIp {
+            pif: ref_arg(a, 1)?,
+            mode: a.str(2)?,
+            ip: a.str(3)?,
+            netmask: a.str(4)?,
+            gateway: a.str(5)?,
+            dns: a.str(6)?,
+        }),
         ("SR", "create") => Op::Sr {
             sr: String::new(),
             action: SrAction::Create {

@@ -18,6 +18,7 @@ pub fn http_status(e: &CoreError) -> StatusCode {
         | E::OtherOperationInProgress { .. }
         | E::OperationNotAllowed(_)
         | E::SrNotAttached(_) => StatusCode::CONFLICT,
+        E::MacInvalid(_) | E::InvalidIpAddress(_) | E::VlanTagInvalid(_) => StatusCode::BAD_REQUEST,
         E::SrFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -29,6 +30,11 @@ pub fn describe(e: &CoreError) -> Vec<String> {
     let v = |code: &str, params: &[&str]| -> Vec<String> {
         std::iter::once(code.to_string())
             .chain(params.iter().map(|p| p.to_string()))
+            .collect()
+    };
+    let refs = |code: &str, list: &[String]| -> Vec<String> {
+        std::iter::once(code.to_string())
+            .chain(list.iter().cloned())
             .collect()
     };
     match e {
@@ -93,6 +99,31 @@ pub fn describe(e: &CoreError) -> Vec<String> {
         E::VmHasNoSuspendVdi(vm) => v("VM_HAS_NO_SUSPEND_VDI", &[vm]),
         E::VmShutdownTimeout { vm, timeout } => v("VM_SHUTDOWN_TIMEOUT", &[vm, timeout]),
         E::VlanTagInvalid(t) => v("VLAN_TAG_INVALID", &[t]),
+        E::VlanInUse { device, tag } => v("VLAN_IN_USE", &[device, tag]),
+        E::BridgeNameExists(b) => v("BRIDGE_NAME_EXISTS", &[b]),
+        E::BridgeNotAvailable(b) => v("BRIDGE_NOT_AVAILABLE", &[b]),
+        E::VmRequiresNetwork { vm, network } => v("VM_REQUIRES_NETWORK", &[vm, network]),
+        E::MacInvalid(m) => v("MAC_INVALID", &[m]),
+        E::MacStillExists(m) => v("MAC_STILL_EXISTS", &[m]),
+        E::NetworkContainsVif(vifs) => refs("NETWORK_CONTAINS_VIF", vifs),
+        E::NetworkContainsPif(pifs) => refs("NETWORK_CONTAINS_PIF", pifs),
+        E::NetworkAlreadyConnected { network, pif } => {
+            v("NETWORK_ALREADY_CONNECTED", &[network, pif])
+        }
+        E::NetworkAddressesExhausted(_) => v("OPERATION_NOT_ALLOWED", &[&e.to_string()]),
+        E::PifDeviceNotFound(_) => v("PIF_DEVICE_NOT_FOUND", &[]),
+        E::PifConfigurationError { pif, msg } => v("PIF_CONFIGURATION_ERROR", &[pif, msg]),
+        E::PifIsManagementInterface(p) => v("PIF_IS_MANAGEMENT_INTERFACE", &[p]),
+        E::PifIsPhysical(p) => v("PIF_IS_PHYSICAL", &[p]),
+        E::PifIsNotPhysical(p) => v("PIF_IS_NOT_PHYSICAL", &[p]),
+        E::PifAlreadyBonded(p) => v("PIF_ALREADY_BONDED", &[p]),
+        E::CannotPlugBondSlave(p) => v("CANNOT_PLUG_BOND_SLAVE", &[p]),
+        E::CannotAddVlanToBondSlave(p) => v("CANNOT_ADD_VLAN_TO_BOND_SLAVE", &[p]),
+        E::PifVlanStillExists(p) => v("PIF_VLAN_STILL_EXISTS", &[p]),
+        E::PifDoesNotAllowUnplug(p) => v("PIF_DOES_NOT_ALLOW_UNPLUG", &[p]),
+        E::PifBondNeedsMoreMembers => v("PIF_BOND_NEEDS_MORE_MEMBERS", &[]),
+        E::PifCannotBondCrossHost => v("PIF_CANNOT_BOND_CROSS_HOST", &[]),
+        E::InvalidIpAddress(p) => v("INVALID_IP_ADDRESS_SPECIFIED", &[p]),
         E::PifVlanExists(p) => v("PIF_VLAN_EXISTS", &[p]),
         E::PifIsVlan(p) => v("PIF_IS_VLAN", &[p]),
         E::ProvisionOnlyOnTemplate => v("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", &[]),

@@ -67,6 +67,11 @@ struct ServeArgs {
     /// `Tiny Linux`; default DATA_DIR/tiny-guest when it exists.
     #[arg(long)]
     tiny_guest: Option<PathBuf>,
+    /// Put the host's networks (bridges, VLAN and VXLAN ports, bonds), DHCP services and
+    /// guests into the existing network namespace NAME (as made by `ip netns add NAME`, under
+    /// /run/netns) instead of the host's own; QEMU host driver only.
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
     /// How long each simulated host operation takes, in milliseconds.
     #[arg(long, default_value_t = 0)]
     sim_op_delay_ms: u64,
@@ -120,6 +125,9 @@ async fn host_driver(args: &ServeArgs) -> Result<Arc<dyn HostDriver>, String> {
     };
     let qemu = find_qemu();
     let qemu = match (args.host_driver, qemu) {
+        (Some(Driver::Sim), _) | (None, None) if args.netns.is_some() => {
+            return Err("--netns needs the qemu host driver (and qemu-system-x86_64)".into())
+        }
         (Some(Driver::Sim), _) => return Ok(sim()),
         (Some(Driver::Qemu), None) => {
             return Err(
@@ -144,9 +152,22 @@ async fn host_driver(args: &ServeArgs) -> Result<Arc<dyn HostDriver>, String> {
     };
     config.probe_kernel = tiny_guest(args).map(|d| d.join("vmlinuz"));
     config.shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
+    config.netns = args.netns.clone();
     let host = QemuHost::open(config).await.map_err(|e| e.to_string())?;
     tracing::info!(accel = host.accel().qemu_arg(), "QEMU host agent ready");
     Ok(Arc::new(host))
+}
+
+/// Checks that `--netns NAME` names an existing network namespace.
+fn check_netns(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains('/');
+    if plain && std::path::Path::new("/run/netns").join(name).exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "network namespace {name:?} does not exist (make it with `ip netns add {name}`)"
+        ))
+    }
 }
 
 /// The tiny guest's directory, if there is one.
@@ -168,6 +189,9 @@ fn hostname() -> String {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    if let Some(name) = &args.netns {
+        check_netns(name)?;
+    }
     let host = host_driver(&args).await?;
     let config = EngineConfig {
         data_dir: args.data_dir.clone(),

@@ -1,0 +1,217 @@
+//! Networks: XenAPI networks as bridges on the hosts, VIFs as guest NICs on them, PIFs as the
+//! hosts' interfaces, VLANs and bonds. Every change that touches a host's network devices goes
+//! through `Engine::net_change` (`reconcile.rs`), which makes the host's part before the
+//! inventory's and undoes it if either fails.
+
+mod bond;
+pub(crate) mod dhcp;
+mod networks;
+pub(crate) mod pif;
+mod reconcile;
+mod spec;
+pub(crate) mod vif;
+mod vlan;
+
+use crate::db::Ref;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::ops::Reply;
+
+/// A network, VIF, PIF, VLAN or bond operation (constructors and destructors of networks and
+/// VIFs, and the bond's mode, go through the generic object operations).
+#[derive(Debug, Clone)]
+pub enum NetOp {
+    /// Hot-plugs a VIF into its running or paused VM.
+    VifPlug {
+        /// The VIF.
+        vif: String,
+    },
+    /// Hot-unplugs a VIF.
+    VifUnplug {
+        /// The VIF.
+        vif: String,
+        /// `unplug_force` (the same for Drover's hosts).
+        force: bool,
+    },
+    /// Makes a PIF its network's uplink.
+    PifPlug {
+        /// The PIF.
+        pif: String,
+    },
+    /// Takes a PIF out of its network.
+    PifUnplug {
+        /// The PIF.
+        pif: String,
+    },
+    /// Forgets a physical PIF.
+    PifForget {
+        /// The PIF.
+        pif: String,
+    },
+    /// Records the host's interfaces that have no PIF yet.
+    PifScan {
+        /// The host.
+        host: String,
+    },
+    /// Sets the IPv4 configuration of a PIF's network bridge.
+    PifReconfigureIp {
+        /// The PIF.
+        pif: String,
+        /// `None`, `DHCP` or `Static`.
+        mode: String,
+        /// Address (Static).
+        ip: String,
+        /// Netmask (Static).
+        netmask: String,
+        /// Gateway (recorded only: Drover never changes the host's routes).
+        gateway: String,
+        /// DNS servers, comma-separated (recorded only).
+        dns: String,
+    },
+    /// `VLAN.create`: a VLAN on a PIF, with its untagged PIF on a network.
+    VlanCreate {
+        /// The tagged PIF.
+        pif: String,
+        /// The tag.
+        tag: i64,
+        /// The network of the untagged PIF.
+        network: String,
+    },
+    /// `PIF.create_VLAN`: a VLAN on the host's interface `device`; answers the untagged PIF.
+    PifCreateVlan {
+        /// The tagged interface's name.
+        device: String,
+        /// The network of the untagged PIF.
+        network: String,
+        /// The host.
+        host: String,
+        /// The tag.
+        tag: i64,
+    },
+    /// `pool.create_VLAN`: a VLAN on interface `device` of every host; answers the untagged
+    /// PIFs.
+    PoolCreateVlan {
+        /// The tagged interfaces' name.
+        device: String,
+        /// The network of the untagged PIFs.
+        network: String,
+        /// The tag.
+        tag: i64,
+    },
+    /// `pool.create_VLAN_from_PIF`: like `VLAN.create`; answers the untagged PIFs.
+    PoolCreateVlanFromPif {
+        /// The tagged PIF.
+        pif: String,
+        /// The network of the untagged PIF.
+        network: String,
+        /// The tag.
+        tag: i64,
+    },
+    /// `Bond.create`.
+    BondCreate {
+        /// The network of the bond's interface.
+        network: String,
+        /// The bonded PIFs.
+        members: Vec<String>,
+        /// The bond's MAC (empty: the first member's).
+        mac: String,
+        /// `balance-slb`, `active-backup` or `lacp`.
+        mode: String,
+        /// Mode properties.
+        properties: Vec<(String, String)>,
+    },
+}
+
+impl NetOp {
+    /// The datamodel class and message.
+    pub fn message(&self) -> (&'static str, &'static str) {
+        match self {
+            NetOp::VifPlug { .. } => ("VIF", "plug"),
+            NetOp::VifUnplug { force: false, .. } => ("VIF", "unplug"),
+            NetOp::VifUnplug { force: true, .. } => ("VIF", "unplug_force"),
+            NetOp::PifPlug { .. } => ("PIF", "plug"),
+            NetOp::PifUnplug { .. } => ("PIF", "unplug"),
+            NetOp::PifForget { .. } => ("PIF", "forget"),
+            NetOp::PifScan { .. } => ("PIF", "scan"),
+            NetOp::PifReconfigureIp { .. } => ("PIF", "reconfigure_ip"),
+            NetOp::VlanCreate { .. } => ("VLAN", "create"),
+            NetOp::PifCreateVlan { .. } => ("PIF", "create_VLAN"),
+            NetOp::PoolCreateVlan { .. } => ("pool", "create_VLAN"),
+            NetOp::PoolCreateVlanFromPif { .. } => ("pool", "create_VLAN_from_PIF"),
+            NetOp::BondCreate { .. } => ("Bond", "create"),
+        }
+    }
+}
+
+impl Engine {
+    pub(crate) async fn net_op(&self, op: NetOp) -> Result<Reply> {
+        let void = |r: Result<()>| r.map(|_| Reply::Void);
+        match op {
+            NetOp::VifPlug { vif } => void(self.vif_plug(&vif).await),
+            NetOp::VifUnplug { vif, .. } => void(self.vif_unplug(&vif).await),
+            NetOp::PifPlug { pif } => void(self.pif_plug(&pif).await),
+            NetOp::PifUnplug { pif } => void(self.pif_unplug(&pif).await),
+            NetOp::PifForget { pif } => void(self.pif_forget(&pif).await),
+            NetOp::PifScan { host } => void(self.pif_scan(&host).await),
+            NetOp::PifReconfigureIp {
+                pif,
+                mode,
+                ip,
+                netmask,
+                gateway,
+                dns,
+            } => void(
+                self.pif_reconfigure_ip(&pif, &mode, &ip, &netmask, &gateway, &dns)
+                    .await,
+            ),
+            NetOp::VlanCreate { pif, tag, network } => self
+                .vlan_create(&pif, tag, &network)
+                .await
+                .map(|(vlan, _)| Reply::Ref(vlan)),
+            NetOp::PifCreateVlan {
+                device,
+                network,
+                host,
+                tag,
+            } => {
+                let pif = self.tagged_pif(&host, &device)?;
+                let (_, untagged) = self.vlan_create(&pif, tag, &network).await?;
+                Ok(Reply::Ref(untagged))
+            }
+            NetOp::PoolCreateVlan {
+                device,
+                network,
+                tag,
+            } => {
+                let pif = self.tagged_pif(&self.this_host(), &device)?;
+                let (_, untagged) = self.vlan_create(&pif, tag, &network).await?;
+                Ok(Reply::Refs(vec![untagged]))
+            }
+            NetOp::PoolCreateVlanFromPif { pif, network, tag } => {
+                let (_, untagged) = self.vlan_create(&pif, tag, &network).await?;
+                Ok(Reply::Refs(vec![untagged]))
+            }
+            NetOp::BondCreate {
+                network,
+                members,
+                mac,
+                mode,
+                properties,
+            } => self
+                .bond_create(&network, &members, &mac, &mode, &properties)
+                .await
+                .map(Reply::Ref),
+        }
+    }
+}
+
+/// Networks a set of objects are on, without repeats.
+pub(crate) fn distinct(nets: impl IntoIterator<Item = Ref>) -> Vec<Ref> {
+    let mut out: Vec<Ref> = Vec::new();
+    for n in nets {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}

@@ -1,0 +1,411 @@
+//! PIFs: the host's interfaces as `PIF.scan` finds them (each with a network of its own),
+//! plugged into their network's bridge as its uplink or not, their bridges' addresses, and
+//! their metrics. The management interface, which holds the host's own traffic, is never
+//! changed.
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use drover_host::{HostError, IpConfig, PifInfo};
+use drover_model::{Value, NULL_REF};
+
+use super::dhcp::{netmask_of, prefix_of};
+use super::networks::free_name;
+use crate::db::{Obj, Ref, View};
+use crate::engine::{now, Engine};
+use crate::error::{CoreError, Result};
+use crate::txn::{new_ref, Txn};
+
+/// The IPv4 configuration recorded on a PIF, if it has one.
+pub(crate) fn ip_config(pif: &Obj) -> Option<IpConfig> {
+    match pif.str("ip_configuration_mode") {
+        "Static" => Some(IpConfig::Static {
+            address: pif.str("IP").parse().ok()?,
+            prefix: prefix_of(pif.str("netmask").parse().ok()?)?,
+        }),
+        "DHCP" => Some(IpConfig::Dhcp),
+        _ => None,
+    }
+}
+
+/// What the host says about an interface, as `PIF_metrics` fields.
+fn metrics_fields(info: &PifInfo) -> Vec<(&'static str, Value)> {
+    vec![
+        ("carrier", Value::Bool(info.carrier)),
+        ("speed", Value::Int(i64::from(info.speed))),
+        ("duplex", Value::Bool(info.duplex)),
+        ("device_name", Value::str(&info.driver)),
+        ("pci_bus_path", Value::str(&info.pci_bus_path)),
+        ("last_updated", Value::DateTime(now())),
+    ]
+}
+
+/// Records the interfaces of `host` that have no PIF yet, each with the network (`found`
+/// gives its reference) `Pool-wide network associated with <device>` on a bridge `xenbr<N>`.
+/// If the host has no management PIF, the interface holding the default route (else the
+/// first) becomes it: plugged, never a bridge port. The others are unplugged. Each PIF records
+/// the interface's first address.
+pub(crate) fn record_interfaces(t: &mut Txn, host: &str, found: &[(PifInfo, Ref)]) -> Result<()> {
+    let host_obj = t.must("host", host)?.clone();
+    let pifs: Vec<Obj> = t
+        .members(&host_obj, "PIFs", "PIF")
+        .into_iter()
+        .cloned()
+        .collect();
+    let new: Vec<&(PifInfo, Ref)> = found
+        .iter()
+        .filter(|(i, _)| {
+            !pifs
+                .iter()
+                .any(|p| p.bool("physical") && p.str("device") == i.device)
+        })
+        .collect();
+    let management = if pifs.iter().any(|p| p.bool("management")) {
+        None
+    } else {
+        new.iter()
+            .find(|(i, _)| i.default_route)
+            .or(new.first())
+            .map(|(i, _)| i.device.clone())
+    };
+    let mut bridges: Vec<String> = t
+        .db()
+        .all("network")
+        .map(|n| n.str("bridge").to_string())
+        .collect();
+    for (info, net) in new {
+        let bridge = free_name("xenbr", &bridges);
+        bridges.push(bridge.clone());
+        let mtu = i64::from(info.mtu);
+        let mtu = if (68..=65535).contains(&mtu) {
+            mtu
+        } else {
+            1500
+        };
+        t.create_with_ref(
+            "network",
+            net.clone(),
+            vec![
+                (
+                    "name_label",
+                    Value::str(format!("Pool-wide network associated with {}", info.device)),
+                ),
+                ("bridge", Value::str(bridge)),
+                ("MTU", Value::Int(mtu)),
+            ],
+        )?;
+        let metrics = t.create("PIF_metrics", metrics_fields(info))?;
+        let is_management = management.as_deref() == Some(info.device.as_str());
+        let address = info.ipv4.first().and_then(|a| {
+            let (ip, prefix) = a.split_once('/')?;
+            Some((ip.parse::<Ipv4Addr>().ok()?, prefix.parse::<u8>().ok()?))
+        });
+        let (mode, ip, netmask) = match address {
+            Some((ip, prefix)) => (
+                "Static",
+                ip.to_string(),
+                netmask_of(prefix.min(32)).to_string(),
+            ),
+            None => ("None", String::new(), String::new()),
+        };
+        t.create(
+            "PIF",
+            vec![
+                ("device", Value::str(&info.device)),
+                ("host", Value::str(host)),
+                ("network", Value::str(&**net)),
+                ("MAC", Value::str(&info.mac)),
+                ("MTU", Value::Int(mtu)),
+                ("VLAN", Value::Int(-1)),
+                ("physical", Value::Bool(true)),
+                ("management", Value::Bool(is_management)),
+                ("currently_attached", Value::Bool(is_management)),
+                ("ip_configuration_mode", Value::str(mode)),
+                ("IP", Value::str(ip)),
+                ("netmask", Value::str(netmask)),
+                ("gateway", Value::str(&info.gateway)),
+                ("metrics", Value::str(&*metrics)),
+                ("managed", Value::Bool(true)),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// A parameter that must be an IPv4 address.
+fn address(param: &str, text: &str) -> Result<Ipv4Addr> {
+    text.trim()
+        .parse()
+        .map_err(|_| CoreError::InvalidIpAddress(param.into()))
+}
+
+impl Engine {
+    /// `PIF.scan`: PIFs (and networks) for the host's interfaces that have none yet.
+    pub(crate) async fn pif_scan(&self, host: &str) -> Result<()> {
+        self.check_host(host)?;
+        let found: Vec<(PifInfo, Ref)> = self
+            .host
+            .pif_scan()
+            .await?
+            .into_iter()
+            .map(|info| (info, new_ref()))
+            .collect();
+        let nets: Vec<Ref> = found.iter().map(|(_, n)| n.clone()).collect();
+        self.net_change(&nets, |t| record_interfaces(t, host, &found))
+            .await
+    }
+
+    /// A PIF of this host, with its host checked.
+    fn local_pif(&self, pif: &str) -> Result<std::sync::Arc<Obj>> {
+        let o = self.get("PIF", pif)?;
+        self.check_host(o.str("host"))?;
+        Ok(o)
+    }
+
+    /// `PIF.plug`: a physical interface becomes its network's uplink, a VLAN its VLAN's, a
+    /// bond's interface the bond (the host refuses an interface with addresses of its own:
+    /// `PIF_CONFIGURATION_ERROR`). A bond member is `CANNOT_PLUG_BOND_SLAVE`.
+    pub(crate) async fn pif_plug(&self, pif: &str) -> Result<()> {
+        let o = self.local_pif(pif)?;
+        if o.str("bond_slave_of") != NULL_REF {
+            return Err(CoreError::CannotPlugBondSlave(pif.into()));
+        }
+        if o.bool("currently_attached") {
+            return Ok(());
+        }
+        self.set_attached(&o, true).await
+    }
+
+    /// `PIF.unplug`: the PIF's network loses its uplink. Never the management interface.
+    pub(crate) async fn pif_unplug(&self, pif: &str) -> Result<()> {
+        let o = self.local_pif(pif)?;
+        if o.bool("management") {
+            return Err(CoreError::PifIsManagementInterface(pif.into()));
+        }
+        if o.bool("disallow_unplug") {
+            return Err(CoreError::PifDoesNotAllowUnplug(pif.into()));
+        }
+        if !o.bool("currently_attached") {
+            return Ok(());
+        }
+        self.set_attached(&o, false).await
+    }
+
+    async fn set_attached(&self, pif: &Obj, attached: bool) -> Result<()> {
+        let r = pif.r.clone();
+        self.net_change(&[Ref::from(pif.str("network"))], |t| {
+            t.must("PIF", &r)?;
+            t.set("PIF", &r, "currently_attached", Value::Bool(attached))
+        })
+        .await
+    }
+
+    /// `PIF.forget`: forgets a physical interface (not the management one, not one with
+    /// VLANs or in a bond); a plugged one leaves its network's bridge first.
+    pub(crate) async fn pif_forget(&self, pif: &str) -> Result<()> {
+        let o = self.local_pif(pif)?;
+        if o.bool("management") {
+            return Err(CoreError::PifIsManagementInterface(pif.into()));
+        }
+        if !o.bool("physical") {
+            return Err(CoreError::PifIsNotPhysical(pif.into()));
+        }
+        if !o.refs("VLAN_slave_of").is_empty() {
+            return Err(CoreError::PifVlanStillExists(pif.into()));
+        }
+        if o.str("bond_slave_of") != NULL_REF {
+            return Err(CoreError::PifAlreadyBonded(pif.into()));
+        }
+        self.net_change(&[Ref::from(o.str("network"))], |t| {
+            let metrics = t.must("PIF", pif)?.str("metrics").to_string();
+            if t.get("PIF_metrics", &metrics).is_some() {
+                t.destroy("PIF_metrics", &metrics)?;
+            }
+            t.destroy("PIF", pif)
+        })
+        .await
+    }
+
+    /// `PIF.destroy`: a VLAN's PIF goes with its VLAN; a physical one is `PIF_IS_PHYSICAL`.
+    pub(crate) async fn pif_destroy(&self, pif: &str) -> Result<()> {
+        let o = self.get("PIF", pif)?;
+        if o.bool("physical") {
+            return Err(CoreError::PifIsPhysical(pif.into()));
+        }
+        match o.str("VLAN_master_of") {
+            NULL_REF => Err(CoreError::OperationNotAllowed(format!(
+                "PIF {pif} is a bond's interface: destroy the bond"
+            ))),
+            vlan => self.vlan_destroy(vlan).await,
+        }
+    }
+
+    /// The non-VLAN PIF of `host` named `device` (`PIF_DEVICE_NOT_FOUND` if none).
+    pub(crate) fn tagged_pif(&self, host: &str, device: &str) -> Result<String> {
+        self.get("host", host)?;
+        self.read(|db| {
+            db.all("PIF")
+                .find(|p| {
+                    p.str("host") == host
+                        && p.str("device") == device
+                        && p.str("VLAN_master_of") == NULL_REF
+                })
+                .map(|p| p.r.to_string())
+        })
+        .ok_or_else(|| CoreError::PifDeviceNotFound(device.into()))
+    }
+
+    /// `PIF.reconfigure_ip`: sets the address of the PIF's network bridge (`None`, `DHCP` or
+    /// `Static` with IP and netmask) and records it with the gateway and DNS servers, which
+    /// are not applied: Drover never changes the host's routes or resolver. The management
+    /// interface is `PIF_IS_MANAGEMENT_INTERFACE`; a malformed address
+    /// `INVALID_IP_ADDRESS_SPECIFIED` naming the parameter.
+    pub(crate) async fn pif_reconfigure_ip(
+        &self,
+        pif: &str,
+        mode: &str,
+        ip: &str,
+        netmask: &str,
+        gateway: &str,
+        dns: &str,
+    ) -> Result<()> {
+        let o = self.local_pif(pif)?;
+        if o.bool("management") {
+            return Err(CoreError::PifIsManagementInterface(pif.into()));
+        }
+        let config = match mode {
+            "None" => IpConfig::None,
+            "DHCP" => IpConfig::Dhcp,
+            "Static" => {
+                let a = address("IP", ip)?;
+                if a.is_unspecified() || a.is_multicast() || a.is_broadcast() {
+                    return Err(CoreError::InvalidIpAddress("IP".into()));
+                }
+                let prefix = prefix_of(address("netmask", netmask)?)
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| CoreError::InvalidIpAddress("netmask".into()))?;
+                IpConfig::Static { address: a, prefix }
+            }
+            other => {
+                return Err(CoreError::InvalidValue {
+                    field: "mode".into(),
+                    value: other.into(),
+                })
+            }
+        };
+        if !gateway.trim().is_empty() {
+            address("gateway", gateway)?;
+        }
+        for server in dns.split(',').filter(|s| !s.trim().is_empty()) {
+            address("DNS", server)?;
+        }
+        let _held = self.net_lock.lock().await;
+        let o = self.get("PIF", pif)?;
+        let bridge = self
+            .get("network", o.str("network"))?
+            .str("bridge")
+            .to_string();
+        let before = ip_config(&o).unwrap_or(IpConfig::None);
+        let failed = |e: HostError| match e {
+            e @ (HostError::NoSuchDevice(_)
+            | HostError::DeviceTaken(_)
+            | HostError::DeviceInUse(_)
+            | HostError::NetConfig { .. }) => CoreError::PifConfigurationError {
+                pif: pif.into(),
+                msg: e.to_string(),
+            },
+            e => e.into(),
+        };
+        self.host
+            .pif_configure_ip(&bridge, &config)
+            .await
+            .map_err(failed)?;
+        let (ip, netmask, gateway) = match &config {
+            IpConfig::Static { .. } => (ip.trim(), netmask.trim(), gateway.trim()),
+            _ => ("", "", ""),
+        };
+        let dns = if matches!(config, IpConfig::None) {
+            ""
+        } else {
+            dns.trim()
+        };
+        let recorded = self.write(|t| {
+            for (field, v) in [
+                ("ip_configuration_mode", mode),
+                ("IP", ip),
+                ("netmask", netmask),
+                ("gateway", gateway),
+                ("DNS", dns),
+            ] {
+                t.set("PIF", pif, field, Value::str(v))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = recorded {
+            if let Err(undo) = self.host.pif_configure_ip(&bridge, &before).await {
+                tracing::warn!(pif, error = %undo, "could not give a bridge its address back");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Refreshes the `PIF_metrics` of this host's PIFs from the interfaces' counters: carrier
+    /// and traffic since the previous reading (a VLAN's PIF is counted on its bridge).
+    pub(crate) async fn refresh_pif_metrics(&self) {
+        let host = self.this_host();
+        let pifs: Vec<(String, String)> = self.read(|db| {
+            db.all("PIF")
+                .filter(|p| p.str("host") == &*host)
+                .filter_map(|p| {
+                    let device = match p.str("VLAN_master_of") {
+                        NULL_REF => p.str("device"),
+                        _ => db.get("network", p.str("network"))?.str("bridge"),
+                    };
+                    Some((p.str("metrics").to_string(), device.to_string()))
+                })
+                .collect()
+        });
+        let mut readings = Vec::new();
+        for (metrics, device) in pifs {
+            if let Ok(c) = self.host.pif_counters(&device).await {
+                readings.push((metrics, device, c));
+            }
+        }
+        let at = Instant::now();
+        let figures: Vec<(String, bool, f64, f64)> = {
+            let mut previous = self.pif_counters.lock().unwrap_or_else(|e| e.into_inner());
+            readings
+                .into_iter()
+                .map(|(metrics, device, c)| {
+                    let (read, write) = match previous.insert(device, (at, c)) {
+                        Some((then, old)) => {
+                            let secs = at.duration_since(then).as_secs_f64().max(1e-3);
+                            let kbs =
+                                |new: u64, old: u64| new.saturating_sub(old) as f64 / 1024.0 / secs;
+                            (kbs(c.rx_bytes, old.rx_bytes), kbs(c.tx_bytes, old.tx_bytes))
+                        }
+                        None => (0.0, 0.0),
+                    };
+                    (metrics, c.carrier, read, write)
+                })
+                .collect()
+        };
+        let _ = self.write_volatile(|t| {
+            for (metrics, carrier, read, write) in &figures {
+                if t.get("PIF_metrics", metrics).is_none() {
+                    continue;
+                }
+                for (field, v) in [
+                    ("carrier", Value::Bool(*carrier)),
+                    ("io_read_kbs", Value::Float(*read)),
+                    ("io_write_kbs", Value::Float(*write)),
+                    ("last_updated", Value::DateTime(now())),
+                ] {
+                    t.set("PIF_metrics", metrics, field, v)?;
+                }
+            }
+            Ok(())
+        });
+    }
+}
