@@ -2,41 +2,18 @@
 //! builds its world in a network namespace of its own (deleted afterwards, also when it fails)
 //! and sends no traffic anywhere. They need root and iproute2, and fail loudly without them.
 
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use drover_agent::{Accel, AccelChoice, AgentConfig, QemuHost};
 use drover_host::{
     BondMode, BondSpec, DhcpSpec, HostDriver, HostError, IpConfig, NetworkSpec, Uplink,
 };
 use serde_json::Value;
+use std::net::Ipv4Addr;
 
-/// A network namespace of the test's own, deleted (with its processes) when dropped.
-struct Ns(String);
+mod common;
 
-impl Ns {
-    fn new() -> Ns {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "the network tests need root (they make network namespaces)"
-        );
-        let name = format!(
-            "drover-t-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        run(&["ip", "netns", "add", &name]);
-        Ns(name)
-    }
+use common::{run, Netns};
 
-    /// Runs `ip -n NS args`, which must succeed.
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["ip", "-n", &self.0];
-        all.extend_from_slice(args);
-        run(&all)
-    }
-
+impl Netns {
     /// The link `name` as `ip -j -d addr` shows it, if it exists.
     fn link(&self, name: &str) -> Option<Value> {
         self.links()
@@ -58,41 +35,6 @@ impl Ns {
     }
 }
 
-impl Drop for Ns {
-    fn drop(&mut self) {
-        if let Ok(out) = std::process::Command::new("ip")
-            .args(["netns", "pids", &self.0])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                if let Ok(pid) = pid.parse() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-        }
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
-    }
-}
-
-/// Runs a command that must succeed; its stdout.
-fn run(args: &[&str]) -> String {
-    let out = std::process::Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?} (is iproute2 installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn kind(link: &Value) -> &str {
     link["linkinfo"]["info_kind"].as_str().unwrap_or("")
 }
@@ -112,7 +54,7 @@ fn bridge(name: &str, mtu: u32, uplink: Option<Uplink>) -> NetworkSpec {
 
 #[tokio::test]
 async fn a_bridge_is_made_marked_and_made_again_idempotently() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     assert!(host.net_capabilities().await.bridge);
@@ -146,7 +88,7 @@ async fn a_bridge_is_made_marked_and_made_again_idempotently() {
 
 #[tokio::test]
 async fn a_bridge_drover_did_not_make_is_left_exactly_as_it_was() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     ns.ip(&[
@@ -177,7 +119,7 @@ async fn a_bridge_drover_did_not_make_is_left_exactly_as_it_was() {
 
 #[tokio::test]
 async fn an_uplink_device_is_refused_while_in_use_and_given_back_as_it_was() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     ns.ip(&[
@@ -230,7 +172,7 @@ async fn an_uplink_device_is_refused_while_in_use_and_given_back_as_it_was() {
 }
 
 /// The flooding destinations of the VXLAN device `dev`.
-fn flood(ns: &Ns, dev: &str) -> Vec<String> {
+fn flood(ns: &Netns, dev: &str) -> Vec<String> {
     let out = run(&["bridge", "-n", &ns.0, "-j", "fdb", "show", "dev", dev]);
     let entries: Vec<Value> = serde_json::from_str(&out).unwrap();
     let mut dsts: Vec<String> = entries
@@ -244,7 +186,7 @@ fn flood(ns: &Ns, dev: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_vxlan_uplink_floods_to_its_peers() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     ns.ip(&["link", "add", "ov0", "type", "veth", "peer", "name", "ov1"]);
@@ -308,7 +250,7 @@ async fn a_vxlan_uplink_floods_to_its_peers() {
 
 #[tokio::test]
 async fn a_vlan_uplink_needs_8021q() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     ns.ip(&["link", "add", "tr0", "type", "veth", "peer", "name", "tr1"]);
@@ -346,7 +288,7 @@ async fn a_vlan_uplink_needs_8021q() {
 
 #[tokio::test]
 async fn bonds_need_bonding() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     ns.ip(&["link", "add", "bm0", "type", "veth", "peer", "name", "bm1"]);
@@ -383,7 +325,7 @@ async fn bonds_need_bonding() {
 
 #[tokio::test]
 async fn dhcp_service_lives_and_dies_with_its_network() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     let mut spec = bridge("dnet6", 1500, None);
@@ -417,7 +359,7 @@ async fn dhcp_service_lives_and_dies_with_its_network() {
 
 #[tokio::test]
 async fn prune_removes_what_no_network_wants_and_nothing_else() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     ns.ip(&["link", "add", "name", "keepme0", "type", "bridge"]);
@@ -445,7 +387,7 @@ async fn prune_removes_what_no_network_wants_and_nothing_else() {
 
 #[tokio::test]
 async fn host_interfaces_are_scanned_with_their_addresses_and_counters() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     ns.ip(&[
@@ -486,7 +428,7 @@ async fn host_interfaces_are_scanned_with_their_addresses_and_counters() {
 
 #[tokio::test]
 async fn a_bridge_of_drovers_takes_a_static_address() {
-    let ns = Ns::new();
+    let ns = Netns::new();
     let tmp = tempfile::tempdir().unwrap();
     let host = ns.host(tmp.path()).await;
     host.network_ensure(&bridge("dnet10", 1500, None))

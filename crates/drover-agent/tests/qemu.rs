@@ -11,6 +11,10 @@ use drover_host::{
     ImageFormat, ImageInfo, NetworkSpec, NicSpec, Reservation,
 };
 
+mod common;
+
+use common::Netns;
+
 fn guest_dir() -> PathBuf {
     let dir = std::env::var_os("DROVER_TINY_GUEST")
         .map(PathBuf::from)
@@ -98,21 +102,7 @@ impl Drop for Reaper<'_> {
     }
 }
 
-/// A network namespace of the test's own; on drop, whatever still runs in it is killed and
-/// it is deleted (with every device in it).
-struct Netns(String);
-
 impl Netns {
-    fn new(n: u32) -> Netns {
-        let name = format!("drover-t-{}-{n}", std::process::id());
-        let ok = std::process::Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "ip netns add {name} failed (the tests need root)");
-        Netns(name)
-    }
-
     /// Names of the devices `ip link show SELECTOR...` lists in the namespace.
     fn links(&self, selector: &[&str]) -> Vec<String> {
         let out = std::process::Command::new("ip")
@@ -142,24 +132,6 @@ impl Netns {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(out) = std::process::Command::new("ip")
-            .args(["netns", "pids", &self.0])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", pid])
-                    .status();
-            }
-        }
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
     }
 }
 
@@ -437,7 +409,7 @@ async fn metrics_until(
 #[test]
 fn a_guest_on_a_network_gets_its_address_and_plugs_nics() {
     let data = tempfile::tempdir().unwrap();
-    let ns = Netns::new(0);
+    let ns = Netns::new();
     let _reaper = Reaper(data.path());
     // The first agent's runtime ends as a killed agent process would; the second re-attaches.
     let s = runtime().block_on(net_first_agent(data.path(), &ns));
