@@ -150,8 +150,12 @@ pub(crate) async fn ensure(
         std::fs::write(&hosts_path, &new_hosts).map_err(io)?;
     }
     let wanted = command_line(bridge, dir, spec);
+    let lease_file = dir.join("leases");
+    let leases = std::fs::read_to_string(&lease_file).unwrap_or_default();
+    let kept = without_conflicts(&leases, spec);
+    let purge = kept != leases;
     match running(dir) {
-        Some((pid, args)) if !restart && args == wanted => {
+        Some((pid, args)) if !restart && !purge && args == wanted => {
             if hosts_changed {
                 kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|e| HostError::NetConfig {
                     device: bridge.into(),
@@ -163,8 +167,35 @@ pub(crate) async fn ensure(
         Some((pid, _)) => proc::stop(pid).await,
         None => {}
     }
+    if purge {
+        std::fs::write(&lease_file, kept).map_err(io)?;
+    }
     start(netns, bridge, &wanted).await?;
     Ok(true)
+}
+
+/// The lease file `leases` without the leases of reserved addresses held by other MACs (such as
+/// the address of a destroyed VIF, now reserved for a new one): dnsmasq would keep honouring
+/// them, so they are dropped while it is stopped. (A reserved MAC holding another address needs
+/// no help: dnsmasq moves it on its next renewal.)
+fn without_conflicts(leases: &str, spec: &DhcpSpec) -> String {
+    leases
+        .lines()
+        .filter(|line| {
+            let mut f = line.split_whitespace();
+            let (Some(mac), Some(ip)) = (f.nth(1), f.next()) else {
+                return true;
+            };
+            let Ok(ip) = ip.parse::<Ipv4Addr>() else {
+                return true;
+            };
+            !spec
+                .reservations
+                .iter()
+                .any(|r| r.ip == ip && !r.mac.eq_ignore_ascii_case(mac))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// Starts dnsmasq with `args`; it reports a bad configuration before it goes to the background.
@@ -281,6 +312,30 @@ mod tests {
             assert!(args.iter().any(|x| x == a), "{a} missing from {args:?}");
         }
         assert_eq!(hosts(&spec()), "52:54:00:aa:bb:01,10.1.0.5\n");
+    }
+
+    #[test]
+    fn drops_leases_that_contradict_reservations() {
+        let leases = "1 52:54:00:aa:bb:01 10.1.0.5 a *\n\
+                      1 52:54:00:aa:bb:02 10.1.0.6 b *\n\
+                      1 52:54:00:aa:bb:09 10.1.0.150 c *\n";
+        let mut s = spec();
+        assert_eq!(without_conflicts(leases, &s), leases);
+        s.reservations = vec![
+            Reservation {
+                mac: "52:54:00:aa:bb:03".into(),
+                ip: "10.1.0.5".parse().unwrap(),
+            },
+            Reservation {
+                mac: "52:54:00:AA:BB:02".into(),
+                ip: "10.1.0.7".parse().unwrap(),
+            },
+        ];
+        assert_eq!(
+            without_conflicts(leases, &s),
+            "1 52:54:00:aa:bb:02 10.1.0.6 b *\n\
+             1 52:54:00:aa:bb:09 10.1.0.150 c *\n"
+        );
     }
 
     #[test]
