@@ -923,7 +923,19 @@ async fn vlans_use_vxlan_where_the_kernel_lacks_8021q_or_the_network_is_an_overl
         ..config()
     })
     .await;
-    let net = w.network(&[]).await.unwrap();
+    let full = w.network(&[]).await.unwrap();
+    let before = (w.count("VLAN"), w.count("PIF"), w.host.networks());
+    assert!(matches!(
+        w.net(NetOp::VlanCreate {
+            pif: w.pif("eth1"),
+            tag: 20,
+            network: full,
+        })
+        .await,
+        Err(CoreError::PifConfigurationError { msg, .. }) if msg.contains("MTU to 1450")
+    ));
+    assert_eq!((w.count("VLAN"), w.count("PIF"), w.host.networks()), before);
+    let net = w.named("br-vx", 1450).await.unwrap();
     w.net(NetOp::VlanCreate {
         pif: w.pif("eth1"),
         tag: 20,
@@ -941,7 +953,16 @@ async fn vlans_use_vxlan_where_the_kernel_lacks_8021q_or_the_network_is_an_overl
     );
 
     let w = world(config()).await;
-    let overlay = w.network(&[("overlay", "vxlan")]).await.unwrap();
+    let overlay = w
+        .create(
+            "network",
+            &[
+                ("MTU", Value::Int(1400)),
+                ("other_config", strs(&[("overlay", "vxlan")])),
+            ],
+        )
+        .await
+        .unwrap();
     w.net(NetOp::PifPlug { pif: w.pif("eth2") }).await.unwrap();
     w.net(NetOp::VlanCreate {
         pif: w.pif("eth2"),

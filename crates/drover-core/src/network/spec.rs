@@ -13,6 +13,9 @@ use super::dhcp;
 use crate::db::{Obj, View};
 use crate::error::{CoreError, Result};
 
+/// Bytes VXLAN over IPv4 adds to each frame.
+const VXLAN_OVERHEAD: i64 = 50;
+
 /// MTUs a network may have.
 const MTU_RANGE: RangeInclusive<i64> = 68..=65535;
 
@@ -113,6 +116,18 @@ fn uplink(v: &impl View, net: &Obj, pif: &Obj, caps: &NetCapabilities) -> Result
         }));
     }
     if caps.vxlan {
+        let most = tagged.int("MTU") - VXLAN_OVERHEAD;
+        if net.int("MTU") > most {
+            return Err(CoreError::PifConfigurationError {
+                pif: tagged.r.to_string(),
+                msg: format!(
+                    "VXLAN over {} (MTU {}) carries frames of at most {most} bytes; \
+                     set the network's MTU to {most} or less",
+                    tagged.str("device"),
+                    tagged.int("MTU")
+                ),
+            });
+        }
         return Ok(Some(Uplink::Vxlan {
             device,
             vni: tag as u32,
