@@ -18,7 +18,10 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 say() { printf '\n==> %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------------- system deps
-APT_PKGS=(python3 python3-venv python3-pip build-essential pkg-config ca-certificates curl qemu-system-x86 qemu-utils)
+# dnsmasq-base (the agent's DHCP servers), iproute2 (`ip`: network namespaces, bridges, taps) and
+# busybox-static (the tiny guest; `busybox ping` in the network tests' own namespaces).
+APT_PKGS=(python3 python3-venv python3-pip build-essential pkg-config ca-certificates curl qemu-system-x86 qemu-utils
+          dnsmasq-base iproute2 busybox-static)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

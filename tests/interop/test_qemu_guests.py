@@ -19,6 +19,7 @@ import websocket  # websocket-client
 import XenAPI
 
 import xapitest
+from networld import NetWorld
 from xapitest import MiB, NULL, unique, vbd_record, vdi_record
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -33,8 +34,15 @@ def qengine(request, drover_bin, _engines_root):
     assert (GUEST / "vmlinuz").is_file() and (GUEST / "disk.img").is_file(), (
         f"the tiny guest is not built in {GUEST}: run guest/build-tiny-guest.sh {GUEST}")
     failed_before = request.session.testsfailed
-    eng = _make_engine(drover_bin, _engines_root, ["--tiny-guest", str(GUEST), "--shutdown-timeout-secs", "20"],
-                       driver="qemu")
+    # The engine's networks and guests live in a namespace of the test's own, never the host's.
+    world = NetWorld(prefix="drq").create()
+    try:
+        eng = _make_engine(drover_bin, _engines_root,
+                           ["--tiny-guest", str(GUEST), "--shutdown-timeout-secs", "20", "--netns", world.ns],
+                           driver="qemu")
+    except Exception:
+        world.destroy()
+        raise
     yield eng
     s = eng.session() if eng.alive else None
     if s is not None:
@@ -44,7 +52,10 @@ def qengine(request, drover_bin, _engines_root):
                     s.xenapi.VM.hard_shutdown(ref)
                 except XenAPI.Failure:
                     pass
-    _finish_engine(eng, request.session.testsfailed > failed_before)
+    try:
+        _finish_engine(eng, request.session.testsfailed > failed_before)
+    finally:
+        world.destroy()
 
 
 @pytest.fixture(scope="module")
