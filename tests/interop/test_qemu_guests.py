@@ -19,7 +19,8 @@ import websocket  # websocket-client
 import XenAPI
 
 import xapitest
-from networld import NetWorld
+from networld import NetWorld, console_text, console_url, wait_console
+from networld import console_mark as mark
 from xapitest import MiB, NULL, unique, vbd_record, vdi_record
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -79,37 +80,6 @@ def tiny_vm(x, name=None, args="", memory=None):
     if memory:
         x.VM.set_memory_limits(vm, str(memory), str(memory), str(memory), str(memory))
     return vm
-
-
-def console_url(x, vm, sid, protocol="vt100"):
-    for c in x.VM.get_consoles(vm):
-        r = x.console.get_record(c)
-        if r["protocol"] == protocol:
-            sep = "&" if "?" in r["location"] else "?"
-            return r["location"] + sep + "session_id=" + urllib.parse.quote(sid)
-    raise AssertionError(f"VM has no {protocol} console")
-
-
-def console_text(x, vm, sid):
-    with urllib.request.urlopen(console_url(x, vm, sid), timeout=10) as r:
-        return r.read().decode(errors="replace")
-
-
-def wait_console(x, vm, sid, pattern, after=0, timeout=60):
-    """Waits for a console line matching `pattern` beyond offset `after`; returns the match."""
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        text = console_text(x, vm, sid)
-        m = re.search(pattern, text[after:])
-        if m:
-            return m
-        time.sleep(0.2)
-    raise AssertionError(f"no {pattern!r} on the console; it says:\n{text[after:][-3000:]}")
-
-
-def mark(x, vm, sid):
-    return len(console_text(x, vm, sid))
 
 
 def uptime_line(x, vm, sid, after=0):
