@@ -880,6 +880,33 @@ impl Guest {
             .map(|_| ())
     }
 
+    /// Moves the NIC at `device` to `bridge`: its tap becomes a port of that bridge (which takes
+    /// it from its old one) with `mtu`, and the spec file records the new bridge, so a re-attach
+    /// or a resume keeps it there. The guest sees no unplug.
+    pub async fn nic_move(&self, device: &str, bridge: &str, mtu: u32) -> Result<(), HostError> {
+        let _op = self.nic_ops.lock().await;
+        let n = device
+            .parse::<u32>()
+            .ok()
+            .filter(|n| {
+                self.nics()
+                    .iter()
+                    .any(|x| cmdline::nic_position(x).ok() == Some(*n))
+            })
+            .ok_or_else(|| HostError::Failed(format!("no NIC at position {device}")))?;
+        self.net
+            .attach_port(&cmdline::tap_name(&self.paths.run, n), bridge, mtu)
+            .await?;
+        for nic in self.nics.lock().expect("nics lock").iter_mut() {
+            if cmdline::nic_position(nic).ok() == Some(n) {
+                nic.bridge = bridge.into();
+                nic.mtu = mtu;
+            }
+        }
+        self.save_spec();
+        Ok(())
+    }
+
     /// Makes the guest write the disk backed by `path` into the new, empty `overlay` (whose
     /// backing file holds `path`'s current data) from now on.
     pub async fn redirect_writes(&self, path: &Path, overlay: &Path) -> Result<(), HostError> {

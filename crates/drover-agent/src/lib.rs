@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use drover_host::{
     BondSpec, ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState,
-    HostDriver, HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, IpConfig,
+    HostDriver, HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, Ip6Config, IpConfig,
     NetCapabilities, NetworkSpec, NicSpec, PifCounters, PifInfo, StorageInfo, Stream,
 };
 use tokio::sync::broadcast;
@@ -449,6 +449,18 @@ impl HostDriver for QemuHost {
         self.guest(uuid)?.nic_detach(device).await
     }
 
+    async fn nic_move(
+        &self,
+        uuid: &str,
+        device: &str,
+        bridge: &str,
+        mtu: u32,
+    ) -> Result<(), HostError> {
+        let g = self.guest(uuid)?;
+        let mtu = self.net.fit_mtu(bridge, mtu).await;
+        g.nic_move(device, bridge, mtu).await
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<GuestEvent> {
         self.events.subscribe()
     }
@@ -542,6 +554,10 @@ impl HostDriver for QemuHost {
 
     async fn pif_configure_ip(&self, bridge: &str, config: &IpConfig) -> Result<(), HostError> {
         self.net.configure_ip(bridge, config).await
+    }
+
+    async fn pif_configure_ipv6(&self, bridge: &str, config: &Ip6Config) -> Result<(), HostError> {
+        self.net.configure_ipv6(bridge, config).await
     }
 
     async fn bond_create(&self, spec: &BondSpec) -> Result<(), HostError> {

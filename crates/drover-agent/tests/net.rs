@@ -300,6 +300,10 @@ async fn bonds_need_bonding() {
         mode: BondMode::ActiveBackup,
         mac: String::new(),
         mtu: 1500,
+        options: drover_host::BondOptions {
+            updelay: Some(200),
+            ..Default::default()
+        },
     };
     if host.net_capabilities().await.bonding {
         host.bond_create(&spec).await.unwrap();

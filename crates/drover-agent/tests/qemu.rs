@@ -373,6 +373,7 @@ fn nix_kill(pid: i32) {
 }
 
 const BRIDGE: &str = "tbr0";
+const BRIDGE2: &str = "tbr1";
 const MAC0: &str = "52:54:00:d0:00:01";
 /// Upper case on purpose: the guest reports lower case.
 const MAC1: &str = "52:54:00:D0:00:02";
@@ -501,6 +502,24 @@ async fn net_first_agent(data: &std::path::Path, ns: &Netns) -> GuestSpec {
             .is_some_and(|a| a.networks.get("1/ip") == Some(&IP1.to_string()))
     })
     .await;
+
+    // A live move: NIC 0's tap becomes a port of another bridge, recorded for a re-attach.
+    h.network_ensure(&NetworkSpec {
+        bridge: BRIDGE2.into(),
+        mtu: 1500,
+        uplink: None,
+        dhcp: None,
+    })
+    .await
+    .unwrap();
+    h.nic_move("n1", "0", BRIDGE2, 1500).await.unwrap();
+    ns.wait_links(&["master", BRIDGE2], 1).await;
+    ns.wait_links(&["master", BRIDGE], 1).await;
+    assert!(h.nic_move("n1", "0", "nosuchbr", 1500).await.is_err());
+    assert!(h.nic_move("n1", "5", BRIDGE, 1500).await.is_err());
+    ns.wait_links(&["master", BRIDGE2], 1).await;
+    let saved = std::fs::read_to_string(data.join("guests/n1/spec.json")).unwrap();
+    assert!(saved.contains(BRIDGE2), "{saved}");
     s
 }
 
@@ -514,6 +533,13 @@ async fn net_second_agent(data: &std::path::Path, ns: &Netns, s: GuestSpec) {
     let m = metrics_until(&h, "n1", "both NICs", |m| m.nics.len() == 2).await;
     assert_eq!(m.nics[1].device, "1");
     assert_eq!(m.nics[1].leased_ipv4, [IP1]);
+
+    // The moved NIC goes back to its first bridge.
+    ns.wait_links(&["master", BRIDGE2], 1).await;
+    h.nic_move("n1", "0", BRIDGE, 1500).await.unwrap();
+    ns.wait_links(&["master", BRIDGE], 2).await;
+    ns.wait_links(&["master", BRIDGE2], 0).await;
+    h.network_remove(BRIDGE2).await.unwrap();
 
     // Unplug: the guest loses the NIC and its tap goes.
     let before = h.console_log("n1").await.unwrap().len();

@@ -316,6 +316,26 @@ pub enum CoreError {
     /// A parameter is not an IPv4 address (or netmask) where one is needed.
     #[error("{0} is not a valid IP address")]
     InvalidIpAddress(String),
+    /// A parameter is not an address with a prefix length (`<addr>/<prefix>`).
+    #[error("{0} is not a valid CIDR address")]
+    InvalidCidrAddress(String),
+    /// The host already has a PIF for this interface.
+    #[error("a PIF for device {0} already exists")]
+    DuplicatePifDeviceName(String),
+    /// The host's interface of this name has another MAC.
+    #[error("no network interface {device} with MAC {mac}")]
+    NoInterfaceWithDeviceAndMac {
+        /// The interface's name.
+        device: String,
+        /// The MAC asked for.
+        mac: String,
+    },
+    /// The PIF has no properties to change (a bond member or a VLAN).
+    #[error("the properties of PIF {0} cannot be changed")]
+    CannotChangePifProperties(String),
+    /// The PIF was introduced as not managed.
+    #[error("PIF {0} is not managed")]
+    PifUnmanaged(String),
     /// The PIF already carries a VLAN with this tag.
     #[error("PIF {0} already has a VLAN with that tag")]
     PifVlanExists(String),

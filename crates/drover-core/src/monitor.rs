@@ -287,6 +287,10 @@ fn record_guest(t: &mut Txn, vm: &str, m: &GuestMetrics) -> Result<()> {
                 t.set("VIF_metrics", &metrics, field, v)?;
             }
         }
+        // A static configuration (`VIF.configure_ipv4`) is the administrator's, not a report.
+        if t.must("VIF", &vif)?.str("ipv4_configuration_mode") == "Static" {
+            continue;
+        }
         let addresses = vif_addresses(t, &vif, &nic.device, &networks);
         if *t.must("VIF", &vif)?.get("ipv4_addresses") != addresses {
             t.set("VIF", &vif, "ipv4_addresses", addresses)?;

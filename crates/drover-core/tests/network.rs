@@ -747,6 +747,27 @@ async fn a_guest_shows_its_leased_address_without_an_agent() {
     );
     let metrics = w.get("VIF", &vif).str("metrics").to_string();
     assert!(w.get("VIF_metrics", &metrics).get("last_updated") != &Value::DateTime(0));
+
+    // A static configuration is the administrator's: later reports leave it alone.
+    w.net(NetOp::VifConfigureIp {
+        vif: vif.clone(),
+        ipv6: false,
+        mode: "Static".into(),
+        address: "10.9.0.77/24".into(),
+        gateway: String::new(),
+    })
+    .await
+    .unwrap();
+    let updated = w.get("VIF_metrics", &metrics).get("last_updated").clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while w.get("VIF_metrics", &metrics).get("last_updated") == &updated {
+        assert!(std::time::Instant::now() < deadline, "no new metrics");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        w.get("VIF", &vif).get("ipv4_addresses"),
+        &Value::Set(vec![Value::str("10.9.0.77/24")])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1227,4 +1248,606 @@ async fn a_bond_the_host_refuses_leaves_everything_as_it_was() {
         Err(CoreError::OperationNotAllowed(m)) if m.contains("bonding")
     ));
     assert_eq!((w.count("PIF"), w.host.networks()), before);
+}
+
+fn reservations(w: &World, net: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = w
+        .on_host(net)
+        .unwrap()
+        .dhcp
+        .map(|d| {
+            d.reservations
+                .iter()
+                .map(|r| (r.mac.clone(), r.ip.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halted_vms_vif_moves_with_its_address_reservation() {
+    let w = world(config()).await;
+    let a = w.network(DHCP).await.unwrap();
+    let b = w
+        .network(&[
+            ("ip_begin", "10.8.0.1"),
+            ("ip_end", "10.8.0.9"),
+            ("netmask", "255.255.255.0"),
+        ])
+        .await
+        .unwrap();
+    let plain = w.network(&[]).await.unwrap();
+    let vm = w.vm("v").await;
+    let vif = w.vif(&vm, &a, "0", "").await.unwrap();
+    let other = w.vif(&vm, &b, "1", "").await.unwrap();
+    let mac = w.get("VIF", &vif).str("MAC").to_string();
+    assert_eq!(w.reserved(&vif).as_deref(), Some("10.9.0.2"));
+    assert_eq!(w.reserved(&other).as_deref(), Some("10.8.0.2"));
+    let mv = |network: &str| NetOp::VifMove {
+        vif: vif.clone(),
+        network: network.into(),
+    };
+
+    w.net(mv(&b)).await.unwrap();
+    assert_eq!(w.get("VIF", &vif).str("network"), b);
+    assert!(w
+        .get("network", &b)
+        .refs("VIFs")
+        .iter()
+        .any(|v| **v == *vif));
+    assert!(w.get("network", &a).refs("VIFs").is_empty());
+    assert_eq!(w.reserved(&vif).as_deref(), Some("10.8.0.3"));
+    assert!(
+        reservations(&w, &a).is_empty(),
+        "released on the old network"
+    );
+    assert!(reservations(&w, &b).contains(&(mac.clone(), "10.8.0.3".into())));
+    assert_eq!(
+        w.get("network", &a).get("assigned_ips"),
+        &Value::empty_map()
+    );
+    assert_eq!(
+        w.get("network", &b)
+            .get("assigned_ips")
+            .map_get(&vif)
+            .and_then(|v| v.as_str()),
+        Some("10.8.0.3")
+    );
+
+    // A network that hands out no addresses: no reservation anywhere.
+    w.net(mv(&plain)).await.unwrap();
+    assert_eq!(w.reserved(&vif), None);
+    assert_eq!(reservations(&w, &b).len(), 1);
+    assert_eq!(w.get("VIF", &vif).str("network"), plain);
+
+    // The same network is a no-op; unknown handles are refused.
+    w.net(mv(&plain)).await.unwrap();
+    assert_eq!(w.get("VIF", &vif).str("network"), plain);
+    assert!(matches!(
+        w.net(mv("OpaqueRef:nonsense")).await,
+        Err(CoreError::HandleInvalid { class, .. }) if class == "network"
+    ));
+    assert!(matches!(
+        w.net(NetOp::VifMove {
+            vif: "OpaqueRef:nonsense".into(),
+            network: a.clone(),
+        })
+        .await,
+        Err(CoreError::HandleInvalid { class, .. }) if class == "VIF"
+    ));
+
+    // A network with no address left: nothing changes.
+    let full = w
+        .network(&[
+            ("ip_begin", "10.7.0.1"),
+            ("ip_end", "10.7.0.2"),
+            ("netmask", "255.255.255.0"),
+        ])
+        .await
+        .unwrap();
+    let taker = w.vif(&vm, &full, "2", "").await.unwrap();
+    assert_eq!(w.reserved(&taker).as_deref(), Some("10.7.0.2"));
+    let record = |w: &World| {
+        let o = w.get("VIF", &vif);
+        (o.str("network").to_string(), o.get("other_config").clone())
+    };
+    let before = (w.on_host(&full), record(&w));
+    assert!(matches!(
+        w.net(mv(&full)).await,
+        Err(CoreError::NetworkAddressesExhausted(n)) if n == full
+    ));
+    assert_eq!((w.on_host(&full), record(&w)), before);
+
+    // Back to the first network: the lowest free address again.
+    w.net(mv(&a)).await.unwrap();
+    assert_eq!(w.reserved(&vif).as_deref(), Some("10.9.0.2"));
+    assert_eq!(reservations(&w, &a), [(mac, "10.9.0.2".to_string())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_guests_nic_moves_live_or_not_at_all() {
+    let w = world(config()).await;
+    let a = w.network(DHCP).await.unwrap();
+    let b = w.network(&[]).await.unwrap();
+    w.set("network", &b, "MTU", Value::Int(9000)).await.unwrap();
+    let c = w.network(&[]).await.unwrap();
+    let vm = w.vm("v").await;
+    let vif = w.vif(&vm, &a, "0", "").await.unwrap();
+    let mac = w.get("VIF", &vif).str("MAC").to_string();
+    w.start(&vm).await;
+    let uuid = w.uuid(&vm);
+    let mv = |network: &str| NetOp::VifMove {
+        vif: vif.clone(),
+        network: network.into(),
+    };
+    let nic = |w: &World| {
+        let nics = w.host.guest_nics(&uuid);
+        assert_eq!(nics.len(), 1, "{nics:?}");
+        (nics[0].bridge.clone(), nics[0].mtu)
+    };
+    assert_eq!(nic(&w), (w.bridge(&a), 1500));
+
+    w.net(mv(&b)).await.unwrap();
+    assert_eq!(nic(&w), (w.bridge(&b), 9000), "moved on the host");
+    assert_eq!(w.get("VIF", &vif).str("network"), b);
+    assert!(
+        w.get("VIF", &vif).bool("currently_attached"),
+        "never unplugged"
+    );
+    assert_eq!(w.reserved(&vif), None);
+    assert!(reservations(&w, &a).is_empty());
+
+    // Paused guests move too, and get their reservation back on the way.
+    w.vm_op(&vm, VmAction::Pause).await.unwrap();
+    w.net(mv(&a)).await.unwrap();
+    assert_eq!(nic(&w), (w.bridge(&a), 1500));
+    assert_eq!(reservations(&w, &a), [(mac.clone(), "10.9.0.2".into())]);
+    w.vm_op(&vm, VmAction::Unpause).await.unwrap();
+
+    // The host refuses (the new bridge is gone): the host and the record stay as they were.
+    let gone = w.bridge(&b);
+    w.host.network_remove(&gone).await.unwrap();
+    assert!(matches!(
+        w.net(mv(&b)).await,
+        Err(CoreError::BridgeNotAvailable(br)) if br == gone
+    ));
+    assert_eq!(nic(&w), (w.bridge(&a), 1500));
+    assert_eq!(w.get("VIF", &vif).str("network"), a);
+    assert_eq!(w.reserved(&vif).as_deref(), Some("10.9.0.2"));
+    assert_eq!(reservations(&w, &a), [(mac.clone(), "10.9.0.2".into())]);
+
+    // A suspended guest's VIF moves in the record; it resumes on the new network.
+    w.vm_op(&vm, VmAction::Suspend).await.unwrap();
+    w.net(mv(&c)).await.unwrap();
+    assert!(reservations(&w, &a).is_empty());
+    w.vm_op(
+        &vm,
+        VmAction::Resume {
+            paused: false,
+            force: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(nic(&w), (w.bridge(&c), 1500));
+
+    // An unplugged VIF of a running guest: only the record; plugging it uses the new network.
+    w.net(NetOp::VifUnplug {
+        vif: vif.clone(),
+        force: false,
+    })
+    .await
+    .unwrap();
+    w.net(mv(&a)).await.unwrap();
+    assert!(w.host.guest_nics(&uuid).is_empty());
+    w.net(NetOp::VifPlug { vif: vif.clone() }).await.unwrap();
+    assert_eq!(nic(&w), (w.bridge(&a), 1500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vif_ip_configuration_is_checked_and_recorded() {
+    let w = world(config()).await;
+    let net = w.network(&[]).await.unwrap();
+    let vm = w.vm("v").await;
+    let vif = w.vif(&vm, &net, "0", "").await.unwrap();
+    let configure = |ipv6: bool, mode: &str, address: &str, gateway: &str| NetOp::VifConfigureIp {
+        vif: vif.clone(),
+        ipv6,
+        mode: mode.into(),
+        address: address.into(),
+        gateway: gateway.into(),
+    };
+    let fields = |w: &World, family: &str| {
+        let o = w.get("VIF", &vif);
+        (
+            o.str(&format!("{family}_configuration_mode")).to_string(),
+            o.get(&format!("{family}_addresses")).clone(),
+            o.str(&format!("{family}_gateway")).to_string(),
+        )
+    };
+    let set = |addresses: &[&str]| Value::Set(addresses.iter().map(|a| Value::str(*a)).collect());
+    assert_eq!(fields(&w, "ipv4"), ("None".into(), set(&[]), String::new()));
+
+    w.net(configure(false, "Static", "10.1.2.3/24", "10.1.2.1"))
+        .await
+        .unwrap();
+    let static4 = (
+        "Static".to_string(),
+        set(&["10.1.2.3/24"]),
+        "10.1.2.1".to_string(),
+    );
+    assert_eq!(fields(&w, "ipv4"), static4);
+
+    for (mode, address, gateway, code) in [
+        ("Bogus", "", "", "mode"),
+        ("DHCP", "", "", ""),
+        ("Static", "10.1.2.3", "", "address"),
+        ("Static", "10.1.2.3/33", "", "address"),
+        ("Static", "", "", "address"),
+        ("Static", "fd00::1/64", "", "address"),
+        ("Static", "10.1.2.300/24", "", "address"),
+        ("Static", "10.1.2.3/24", "10.1.2", "gateway"),
+        ("Static", "10.1.2.3/24", "fd00::1", "gateway"),
+    ] {
+        let result = w.net(configure(false, mode, address, gateway)).await;
+        match code {
+            "" => {
+                result.unwrap();
+                w.net(configure(false, "Static", "10.1.2.3/24", "10.1.2.1"))
+                    .await
+                    .unwrap();
+            }
+            "mode" => assert!(
+                matches!(&result, Err(CoreError::InvalidValue { field, value })
+                    if field == "mode" && value == mode),
+                "{mode}: {result:?}"
+            ),
+            "address" => assert!(
+                matches!(&result, Err(CoreError::InvalidCidrAddress(p)) if p == "address"),
+                "{address}: {result:?}"
+            ),
+            _ => assert!(
+                matches!(&result, Err(CoreError::InvalidIpAddress(p)) if p == "gateway"),
+                "{gateway}: {result:?}"
+            ),
+        }
+        assert_eq!(fields(&w, "ipv4"), static4, "{mode} {address} {gateway}");
+    }
+
+    // The other modes take no address (an address given is recorded as it is).
+    w.net(configure(false, "None", "", "")).await.unwrap();
+    assert_eq!(fields(&w, "ipv4"), ("None".into(), set(&[]), String::new()));
+
+    w.net(configure(true, "Static", "fd00::5/64", "fd00::1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        fields(&w, "ipv6"),
+        ("Static".into(), set(&["fd00::5/64"]), "fd00::1".into())
+    );
+    assert_eq!(fields(&w, "ipv4").0, "None", "the families are apart");
+    for (mode, address, gateway) in [
+        ("DHCP", "", ""),
+        ("Static", "10.1.2.3/24", ""),
+        ("Static", "fd00::5/129", ""),
+        ("Static", "fd00::5/64", "10.0.0.1"),
+    ] {
+        assert!(w
+            .net(configure(true, mode, address, gateway))
+            .await
+            .is_err());
+    }
+    w.net(configure(true, "Autoconf", "", "")).await.unwrap();
+    assert_eq!(
+        fields(&w, "ipv6"),
+        ("Autoconf".into(), set(&[]), String::new())
+    );
+    assert!(matches!(
+        w.net(NetOp::VifConfigureIp {
+            vif: "OpaqueRef:nonsense".into(),
+            ipv6: false,
+            mode: "None".into(),
+            address: String::new(),
+            gateway: String::new(),
+        })
+        .await,
+        Err(CoreError::HandleInvalid { class, .. }) if class == "VIF"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pifs_are_introduced_for_interfaces_the_host_has() {
+    let w = world(config()).await;
+    let host = w.engine.this_host().to_string();
+    let introduce = |mac: &str, device: &str, managed: bool| NetOp::PifIntroduce {
+        host: host.clone(),
+        mac: mac.into(),
+        device: device.into(),
+        managed,
+    };
+    let eth2 = w.pif("eth2");
+    let eth2_mac = w.get("PIF", &eth2).str("MAC").to_string();
+    assert!(matches!(
+        w.net(introduce(&eth2_mac, "eth2", true)).await,
+        Err(CoreError::DuplicatePifDeviceName(d)) if d == "eth2"
+    ));
+    w.net(NetOp::PifForget { pif: eth2.clone() }).await.unwrap();
+    let before = (w.count("PIF"), w.count("network"), w.host.networks());
+    assert!(matches!(
+        w.net(introduce("", "eth9", true)).await,
+        Err(CoreError::PifDeviceNotFound(d)) if d == "eth9"
+    ));
+    assert!(matches!(
+        w.net(introduce("02:00:00:00:01:01", "eth2", true)).await,
+        Err(CoreError::NoInterfaceWithDeviceAndMac { device, mac })
+            if device == "eth2" && mac == "02:00:00:00:01:01"
+    ));
+    assert!(matches!(
+        w.net(introduce("02:00:00:00:01", "eth2", true)).await,
+        Err(CoreError::MacInvalid(_))
+    ));
+    assert_eq!(
+        (w.count("PIF"), w.count("network"), w.host.networks()),
+        before,
+        "refusals change nothing"
+    );
+    let pif = r(w
+        .net(introduce(&eth2_mac.to_uppercase(), "eth2", true))
+        .await
+        .unwrap());
+    let p = w.get("PIF", &pif);
+    assert_eq!((p.str("device"), p.str("MAC")), ("eth2", eth2_mac.as_str()));
+    assert!(p.bool("physical") && p.bool("managed") && !p.bool("currently_attached"));
+    assert!(!p.bool("management"));
+    let net = w.get("network", p.str("network"));
+    assert_eq!(
+        net.str("name_label"),
+        "Pool-wide network associated with eth2"
+    );
+    assert!(w.host.networks().contains_key(net.str("bridge")));
+    w.net(NetOp::PifPlug { pif: pif.clone() }).await.unwrap();
+
+    w.host.add_interface(interface("eth4", 4, None, false));
+    let eth4 = r(w.net(introduce("", "eth4", false)).await.unwrap());
+    assert!(!w.get("PIF", &eth4).bool("managed"));
+    assert!(matches!(
+        w.net(NetOp::PifPlug { pif: eth4.clone() }).await,
+        Err(CoreError::PifUnmanaged(p)) if p == eth4
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pifs_take_ipv6_on_their_bridge() {
+    let w = world(config()).await;
+    let (eth0, eth1) = (w.pif("eth0"), w.pif("eth1"));
+    let bridge = w.bridge(w.get("PIF", &eth1).str("network"));
+    let v6 = |pif: &str, mode: &str, ipv6: &str, gateway: &str| NetOp::PifReconfigureIpv6 {
+        pif: pif.into(),
+        mode: mode.into(),
+        ipv6: ipv6.into(),
+        gateway: gateway.into(),
+        dns: "2001:db8::53,10.0.0.53".into(),
+    };
+    assert!(matches!(
+        w.net(v6(&eth0, "Static", "2001:db8::9/64", "")).await,
+        Err(CoreError::PifIsManagementInterface(_))
+    ));
+    for ipv6 in [
+        "2001:db8::9",
+        "2001:db8::9/129",
+        "10.0.0.9/24",
+        "ff02::1/64",
+        "",
+    ] {
+        assert!(
+            matches!(
+                w.net(v6(&eth1, "Static", ipv6, "")).await,
+                Err(CoreError::InvalidCidrAddress(p)) if p == "IPv6"
+            ),
+            "{ipv6}"
+        );
+    }
+    assert!(matches!(
+        w.net(v6(&eth1, "Static", "2001:db8::9/64", "10.0.0.1")).await,
+        Err(CoreError::InvalidIpAddress(p)) if p == "gateway"
+    ));
+    assert!(matches!(
+        w.net(v6(&eth1, "DHCP", "", "")).await,
+        Err(CoreError::OperationNotAllowed(m)) if m.contains("DHCPv6")
+    ));
+    assert!(matches!(
+        w.net(v6(&eth1, "Manual", "", "")).await,
+        Err(CoreError::InvalidValue { field, .. }) if field == "mode"
+    ));
+    assert_eq!(w.host.bridge_address6(&bridge), None, "nothing applied");
+    w.net(v6(&eth1, "Static", "2001:db8::9/64", "2001:db8::1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.host.bridge_address6(&bridge),
+        Some(drover_host::Ip6Config::Static {
+            address: "2001:db8::9".parse().unwrap(),
+            prefix: 64
+        })
+    );
+    let p = w.get("PIF", &eth1);
+    assert_eq!(p.str("ipv6_configuration_mode"), "Static");
+    assert_eq!(
+        p.get("IPv6").as_set().unwrap(),
+        [Value::str("2001:db8::9/64")]
+    );
+    assert_eq!(p.str("ipv6_gateway"), "2001:db8::1");
+    assert_eq!(p.str("DNS"), "2001:db8::53,10.0.0.53");
+    assert_eq!(p.str("ip_configuration_mode"), "None", "IPv4 untouched");
+    w.net(v6(&eth1, "Autoconf", "", "")).await.unwrap();
+    assert_eq!(
+        w.host.bridge_address6(&bridge),
+        Some(drover_host::Ip6Config::Autoconf)
+    );
+    let p = w.get("PIF", &eth1);
+    assert_eq!(p.str("ipv6_configuration_mode"), "Autoconf");
+    assert!(p.get("IPv6").as_set().unwrap().is_empty());
+    assert_eq!(p.str("ipv6_gateway"), "");
+    w.net(v6(&eth1, "None", "", "")).await.unwrap();
+    assert_eq!(
+        w.host.bridge_address6(&bridge),
+        Some(drover_host::Ip6Config::None)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn properties_of_bonds_and_their_interfaces() {
+    let w = world(config()).await;
+    let (eth0, eth1, eth2) = (w.pif("eth0"), w.pif("eth1"), w.pif("eth2"));
+    let net = w.network(&[]).await.unwrap();
+    let props = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let bond = |mode: &str, properties: Vec<(String, String)>| NetOp::BondCreate {
+        network: net.clone(),
+        members: vec![eth1.clone(), eth2.clone()],
+        mac: String::new(),
+        mode: mode.into(),
+        properties,
+    };
+    for (mode, name, value) in [
+        ("lacp", "hashing_algorithm", "round_robin"),
+        ("lacp", "lacp-time", "sometimes"),
+        ("lacp", "lacp-aggregation-key", "x"),
+        ("lacp", "updelay", "-1"),
+        ("lacp", "colour", "blue"),
+        ("active-backup", "lacp-time", "fast"),
+    ] {
+        assert!(
+            matches!(
+                w.net(bond(mode, props(&[(name, value)]))).await,
+                Err(CoreError::InvalidValue { field, value: v })
+                    if field == format!("properties:{name}") && v == value
+            ),
+            "{mode} {name}={value}"
+        );
+    }
+    assert!(matches!(
+        w.net(bond("lacp", props(&[("lacp-fallback-ab", "false")]))).await,
+        Err(CoreError::PifConfigurationError { msg, .. }) if msg.contains("lacp-fallback-ab")
+    ));
+    assert!(w.host.bonds().is_empty() && w.count("Bond") == 0);
+    let b = r(w
+        .net(bond(
+            "lacp",
+            props(&[("lacp-time", "fast"), ("updelay", "31000")]),
+        ))
+        .await
+        .unwrap());
+    let recorded = |w: &World| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = w
+            .get("Bond", &b)
+            .get("properties")
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str().unwrap().into(), v.as_str().unwrap().into()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        recorded(&w),
+        props(&[
+            ("hashing_algorithm", "tcpudp_ports"),
+            ("lacp-fallback-ab", "true"),
+            ("lacp-time", "fast"),
+            ("updelay", "31000"),
+        ])
+    );
+    let options = |w: &World| w.host.bonds()["bond0"].options.clone();
+    assert_eq!(
+        options(&w),
+        drover_host::BondOptions {
+            updelay: Some(31000),
+            hashing: Some(drover_host::BondHashing::TcpudpPorts),
+            lacp_fast: Some(true),
+            ..Default::default()
+        }
+    );
+    let set = |name: &str, value: &str| NetOp::BondSetProperty {
+        bond: b.clone(),
+        name: name.into(),
+        value: value.into(),
+    };
+    w.net(set("hashing_algorithm", "src_mac")).await.unwrap();
+    w.net(set("lacp-aggregation-key", "42")).await.unwrap();
+    assert_eq!(options(&w).hashing, Some(drover_host::BondHashing::SrcMac));
+    assert_eq!(options(&w).lacp_key, Some(42));
+    assert!(matches!(
+        w.net(set("lacp-aggregation-key", "4096")).await,
+        Err(CoreError::InvalidValue { .. })
+    ));
+    assert_eq!(options(&w).lacp_key, Some(42), "the bond is as it was");
+    let master = w.get("Bond", &b).str("master").to_string();
+    assert_eq!(w.uplink(&net), Some(Uplink::Device("bond0".into())));
+
+    let gro = |pif: &str, value: &str| NetOp::PifSetProperty {
+        pif: pif.into(),
+        name: "gro".into(),
+        value: value.into(),
+    };
+    w.net(gro(&master, "off")).await.unwrap();
+    assert_eq!(options(&w).gro, Some(false));
+    assert_eq!(
+        w.get("PIF", &master)
+            .get("properties")
+            .map_get("gro")
+            .and_then(|v| v.as_str()),
+        Some("off")
+    );
+    assert_eq!(w.uplink(&net), Some(Uplink::Device("bond0".into())));
+    assert!(matches!(
+        w.net(gro(&master, "maybe")).await,
+        Err(CoreError::InvalidValue { .. })
+    ));
+    assert!(matches!(
+        w.net(NetOp::PifSetProperty {
+            pif: master.clone(),
+            name: "mtu".into(),
+            value: "9000".into(),
+        })
+        .await,
+        Err(CoreError::InvalidValue { field, .. }) if field == "properties:mtu"
+    ));
+    assert!(matches!(
+        w.net(gro(&eth1, "on")).await,
+        Err(CoreError::CannotChangePifProperties(p)) if p == eth1
+    ));
+    for own in [&eth0, &w.pif("eth3")] {
+        assert!(matches!(
+            w.net(gro(own, "on")).await,
+            Err(CoreError::PifConfigurationError { pif, msg })
+                if &pif == own && msg.contains("did not make")
+        ));
+    }
+
+    w.set("Bond", &b, "mode", Value::str("active-backup"))
+        .await
+        .unwrap();
+    assert_eq!(recorded(&w), props(&[("updelay", "31000")]));
+    assert_eq!(
+        options(&w),
+        drover_host::BondOptions {
+            updelay: Some(31000),
+            gro: Some(false),
+            ..Default::default()
+        }
+    );
+    assert!(matches!(
+        w.net(set("lacp-time", "slow")).await,
+        Err(CoreError::InvalidValue { .. })
+    ));
+    w.net(set("downdelay", "200")).await.unwrap();
+    assert_eq!(options(&w).downdelay, Some(200));
 }

@@ -351,6 +351,17 @@ pub trait HostDriver: Send + Sync {
     async fn nic_attach(&self, uuid: &str, nic: &NicSpec) -> Result<(), HostError>;
     /// Unplugs the network interface at `device` from a running guest.
     async fn nic_detach(&self, uuid: &str, device: &str) -> Result<(), HostError>;
+    /// Moves the network interface at `device` of a running or paused guest to another
+    /// bridge, with the MTU of its new network, without the guest seeing an unplug: its host end
+    /// becomes a port of `bridge` and leaves its old one. The guest keeps the move across a
+    /// re-attach of the host and in what it is suspended with.
+    async fn nic_move(
+        &self,
+        uuid: &str,
+        device: &str,
+        bridge: &str,
+        mtu: u32,
+    ) -> Result<(), HostError>;
     /// Subscribes to guest events.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<GuestEvent>;
 
@@ -414,6 +425,8 @@ pub trait HostDriver: Send + Sync {
     async fn pif_counters(&self, device: &str) -> Result<PifCounters, HostError>;
     /// Sets the IPv4 configuration of a bridge Drover made.
     async fn pif_configure_ip(&self, bridge: &str, config: &IpConfig) -> Result<(), HostError>;
+    /// Sets the IPv6 configuration of Drover's bridge `bridge` (its link-local address stays).
+    async fn pif_configure_ipv6(&self, bridge: &str, config: &Ip6Config) -> Result<(), HostError>;
     /// Makes a bond of host interfaces.
     async fn bond_create(&self, spec: &BondSpec) -> Result<(), HostError>;
     /// Removes a bond Drover made, giving its members back as they were.

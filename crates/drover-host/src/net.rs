@@ -1,7 +1,7 @@
 //! Network types of the host-driver interface: bridges, their uplinks, DHCP, guest NICs and the
 //! host's own interfaces.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::HostError;
 
@@ -149,6 +149,22 @@ pub enum IpConfig {
     Dhcp,
 }
 
+/// How a bridge of Drover's gets its IPv6 addresses (besides its link-local one).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Ip6Config {
+    /// No global address, router advertisements ignored.
+    None,
+    /// A fixed address with its prefix length; router advertisements ignored.
+    Static {
+        /// The address.
+        address: Ipv6Addr,
+        /// The prefix length.
+        prefix: u8,
+    },
+    /// Stateless autoconfiguration from router advertisements (`accept_ra`, `autoconf`).
+    Autoconf,
+}
+
 /// A network interface of the host, as `PIF.scan` sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PifInfo {
@@ -211,4 +227,33 @@ pub struct BondSpec {
     pub mac: String,
     /// MTU.
     pub mtu: u32,
+    /// Options of the bond (absent ones: the kernel's defaults).
+    #[serde(default)]
+    pub options: BondOptions,
+}
+
+/// How an LACP bond spreads traffic over its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BondHashing {
+    /// By source MAC (XenAPI `src_mac`): Linux `layer2`.
+    SrcMac,
+    /// By addresses and TCP/UDP ports (XenAPI `tcpudp_ports`): Linux `layer3+4`.
+    TcpudpPorts,
+}
+
+/// Options of a bond. The LACP ones apply to `Lacp` bonds only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BondOptions {
+    /// Milliseconds a member's link must be up before it is used.
+    pub updelay: Option<u32>,
+    /// Milliseconds a member's link must be down before it is dropped.
+    pub downdelay: Option<u32>,
+    /// Transmit hashing (LACP).
+    pub hashing: Option<BondHashing>,
+    /// LACP partners send every second (`true`) rather than every 30 seconds.
+    pub lacp_fast: Option<bool>,
+    /// The LACP aggregation (user port) key, 0-1023.
+    pub lacp_key: Option<u16>,
+    /// Generic receive offload on the bond device.
+    pub gro: Option<bool>,
 }

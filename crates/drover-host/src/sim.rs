@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     BondSpec, ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState,
-    HostDriver, HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, IpConfig,
+    HostDriver, HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, Ip6Config, IpConfig,
     NetCapabilities, NetworkSpec, NicIo, NicSpec, PifCounters, PifInfo, StorageInfo, Stream,
     Uplink,
 };
@@ -117,6 +117,7 @@ struct State {
     networks: HashMap<String, NetworkSpec>,
     bonds: HashMap<String, BondSpec>,
     addresses: HashMap<String, IpConfig>,
+    addresses6: HashMap<String, Ip6Config>,
     pifs: Vec<PifInfo>,
 }
 
@@ -209,6 +210,11 @@ impl SimHost {
     /// The address configuration of a bridge, if one was set.
     pub fn bridge_address(&self, bridge: &str) -> Option<IpConfig> {
         self.state().addresses.get(bridge).cloned()
+    }
+
+    /// The IPv6 configuration of a bridge, if one was set.
+    pub fn bridge_address6(&self, bridge: &str) -> Option<Ip6Config> {
+        self.state().addresses6.get(bridge).cloned()
     }
 
     /// The NICs of a guest, by device position.
@@ -630,6 +636,32 @@ impl HostDriver for SimHost {
             .ok_or_else(|| HostError::Failed(format!("guest {uuid} has no NIC at {device}")))
     }
 
+    async fn nic_move(
+        &self,
+        uuid: &str,
+        device: &str,
+        bridge: &str,
+        mtu: u32,
+    ) -> Result<(), HostError> {
+        self.with_guest(uuid, |_| Ok(()))?;
+        self.work().await;
+        let mut st = self.state();
+        if !st.networks.contains_key(bridge) {
+            return Err(HostError::NoSuchDevice(bridge.into()));
+        }
+        let g = st
+            .guests
+            .get_mut(uuid)
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        let nic = g
+            .nics
+            .get_mut(device)
+            .ok_or_else(|| HostError::Failed(format!("guest {uuid} has no NIC at {device}")))?;
+        nic.bridge = bridge.into();
+        nic.mtu = mtu;
+        Ok(())
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<GuestEvent> {
         self.events.subscribe()
     }
@@ -896,6 +928,7 @@ impl HostDriver for SimHost {
         }
         st.networks.remove(bridge);
         st.addresses.remove(bridge);
+        st.addresses6.remove(bridge);
         Ok(())
     }
 
@@ -906,9 +939,11 @@ impl HostDriver for SimHost {
         let State {
             networks,
             addresses,
+            addresses6,
             ..
         } = &mut *st;
         addresses.retain(|b, _| networks.contains_key(b));
+        addresses6.retain(|b, _| networks.contains_key(b));
         Ok(())
     }
 
@@ -936,6 +971,23 @@ impl HostDriver for SimHost {
             return Err(HostError::NoSuchDevice(bridge.into()));
         }
         st.addresses.insert(bridge.into(), config.clone());
+        Ok(())
+    }
+
+    async fn pif_configure_ipv6(&self, bridge: &str, config: &Ip6Config) -> Result<(), HostError> {
+        if let Ip6Config::Static { prefix, .. } = config {
+            if !(1..=128).contains(prefix) {
+                return Err(HostError::NetConfig {
+                    device: bridge.into(),
+                    reason: format!("prefix length {prefix} is not within 1-128"),
+                });
+            }
+        }
+        let mut st = self.state();
+        if !st.networks.contains_key(bridge) {
+            return Err(HostError::NoSuchDevice(bridge.into()));
+        }
+        st.addresses6.insert(bridge.into(), config.clone());
         Ok(())
     }
 
@@ -1092,6 +1144,26 @@ mod tests {
         .await
         .unwrap();
         assert!(host.network_remove("br0").await.is_err(), "a guest's port");
+        assert!(matches!(
+            host.nic_move("a", "0", "br1", 9000).await,
+            Err(HostError::NoSuchDevice(d)) if d == "br1"
+        ));
+        host.network_ensure(&net("br1", None)).await.unwrap();
+        assert!(host.nic_move("a", "5", "br1", 1500).await.is_err());
+        host.nic_move("a", "0", "br1", 9000).await.unwrap();
+        assert_eq!(
+            (
+                host.guest_nics("a")[0].bridge.as_str(),
+                host.guest_nics("a")[0].mtu
+            ),
+            ("br1", 9000)
+        );
+        host.network_remove("br0").await.unwrap();
+        assert!(host.network_remove("br1").await.is_err(), "a guest's port");
+        host.nic_move("a", "0", "br0", 1500).await.unwrap_err();
+        host.network_ensure(&net("br0", None)).await.unwrap();
+        host.nic_move("a", "0", "br0", 1500).await.unwrap();
+        host.network_remove("br1").await.unwrap();
         host.nic_detach("a", "0").await.unwrap();
         host.network_remove("br0").await.unwrap();
         assert!(host.networks().is_empty());
@@ -1101,6 +1173,7 @@ mod tests {
             mode: crate::BondMode::Lacp,
             mac: String::new(),
             mtu: 1500,
+            options: Default::default(),
         };
         assert!(matches!(
             host.bond_create(&bond).await,

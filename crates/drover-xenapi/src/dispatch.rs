@@ -331,6 +331,14 @@ fn ref_arg(args: &Args, i: usize) -> Result<String, Failure> {
     args.str(i)
 }
 
+/// A string parameter that may be left out (empty then).
+fn opt_str(args: &Args, i: usize) -> Result<String, Failure> {
+    match args.raw(i) {
+        WireValue::Nil => Ok(String::new()),
+        _ => args.str(i),
+    }
+}
+
 fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type), Failure> {
     let c = class.to_string();
     let result = a.msg.map(|m| m.result.clone()).unwrap_or(Type::Void);
@@ -393,6 +401,17 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
             vif: ref_arg(a, 1)?,
             force: message == "unplug_force",
         }),
+        ("VIF", "move") => Op::Net(NetOp::VifMove {
+            vif: ref_arg(a, 1)?,
+            network: ref_arg(a, 2)?,
+        }),
+        ("VIF", "configure_ipv4" | "configure_ipv6") => Op::Net(NetOp::VifConfigureIp {
+            vif: ref_arg(a, 1)?,
+            ipv6: message == "configure_ipv6",
+            mode: a.str(2)?,
+            address: opt_str(a, 3)?,
+            gateway: opt_str(a, 4)?,
+        }),
         ("PIF", "plug") => Op::Net(NetOp::PifPlug {
             pif: ref_arg(a, 1)?,
         }),
@@ -403,6 +422,32 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
             pif: ref_arg(a, 1)?,
         }),
         ("PIF", "scan") => Op::Net(NetOp::PifScan { host: a.str(1)? }),
+        ("PIF", "introduce") => Op::Net(NetOp::PifIntroduce {
+            host: a.str(1)?,
+            mac: a.str(2)?,
+            device: a.str(3)?,
+            managed: match a.raw(4) {
+                WireValue::Nil => true,
+                _ => a.bool(4)?,
+            },
+        }),
+        ("PIF", "reconfigure_ipv6") => Op::Net(NetOp::PifReconfigureIpv6 {
+            pif: ref_arg(a, 1)?,
+            mode: a.str(2)?,
+            ipv6: a.str(3)?,
+            gateway: a.str(4)?,
+            dns: a.str(5)?,
+        }),
+        ("PIF", "set_property") => Op::Net(NetOp::PifSetProperty {
+            pif: ref_arg(a, 1)?,
+            name: a.str(2)?,
+            value: a.str(3)?,
+        }),
+        ("Bond", "set_property") => Op::Net(NetOp::BondSetProperty {
+            bond: ref_arg(a, 1)?,
+            name: a.str(2)?,
+            value: a.str(3)?,
+        }),
         ("PIF", "reconfigure_ip") => Op::Net(NetOp::PifReconfigureIp {
             pif: ref_arg(a, 1)?,
             mode: a.str(2)?,

@@ -18,7 +18,10 @@ pub fn http_status(e: &CoreError) -> StatusCode {
         | E::OtherOperationInProgress { .. }
         | E::OperationNotAllowed(_)
         | E::SrNotAttached(_) => StatusCode::CONFLICT,
-        E::MacInvalid(_) | E::InvalidIpAddress(_) | E::VlanTagInvalid(_) => StatusCode::BAD_REQUEST,
+        E::MacInvalid(_)
+        | E::InvalidIpAddress(_)
+        | E::InvalidCidrAddress(_)
+        | E::VlanTagInvalid(_) => StatusCode::BAD_REQUEST,
         E::SrFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -125,6 +128,14 @@ pub fn describe(e: &CoreError) -> Vec<String> {
         E::PifCannotBondCrossHost => v("PIF_CANNOT_BOND_CROSS_HOST", &[]),
         E::InvalidIpAddress(p) => v("INVALID_IP_ADDRESS_SPECIFIED", &[p]),
         E::PifVlanExists(p) => v("PIF_VLAN_EXISTS", &[p]),
+        E::InvalidCidrAddress(p) => v("INVALID_CIDR_ADDRESS_SPECIFIED", &[p]),
+        E::DuplicatePifDeviceName(d) => v("DUPLICATE_PIF_DEVICE_NAME", &[d]),
+        E::NoInterfaceWithDeviceAndMac { device, mac } => v(
+            "COULD_NOT_FIND_NETWORK_INTERFACE_WITH_SPECIFIED_DEVICE_NAME_AND_MAC_ADDRESS",
+            &[device, mac],
+        ),
+        E::CannotChangePifProperties(p) => v("CANNOT_CHANGE_PIF_PROPERTIES", &[p]),
+        E::PifUnmanaged(p) => v("PIF_UNMANAGED", &[p]),
         E::PifIsVlan(p) => v("PIF_IS_VLAN", &[p]),
         E::ProvisionOnlyOnTemplate => v("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", &[]),
         E::TaskCancelled(t) => v("TASK_CANCELLED", &[t]),

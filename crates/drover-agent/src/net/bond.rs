@@ -1,7 +1,9 @@
 //! Linux bonds of host interfaces: made from members that carry nothing of the host's, undone
 //! step by step when a step fails, and the members given back as they were when destroyed.
 
-use drover_host::{check_device_name, BondMode, BondSpec, HostError, NetCapabilities};
+use drover_host::{
+    check_device_name, BondHashing, BondMode, BondOptions, BondSpec, HostError, NetCapabilities,
+};
 use serde::{Deserialize, Serialize};
 
 use super::dhcp::valid_mac;
@@ -35,6 +37,81 @@ fn linux_mode(mode: BondMode) -> &'static str {
     }
 }
 
+/// The `ip link add ... type bond` options of `spec` after its mode: the link check every
+/// 100 ms, the delays, and for an 802.3ad bond its hashing, LACP rate and aggregation key.
+fn link_options(spec: &BondSpec) -> Vec<String> {
+    let o = &spec.options;
+    let mut out: Vec<String> = vec!["miimon".into(), "100".into()];
+    let mut add = |k: &str, v: String| {
+        out.push(k.into());
+        out.push(v);
+    };
+    if let Some(d) = o.updelay {
+        add("updelay", d.to_string());
+    }
+    if let Some(d) = o.downdelay {
+        add("downdelay", d.to_string());
+    }
+    if spec.mode == BondMode::Lacp {
+        if let Some(h) = o.hashing {
+            let policy = match h {
+                BondHashing::SrcMac => "layer2",
+                BondHashing::TcpudpPorts => "layer3+4",
+            };
+            add("xmit_hash_policy", policy.into());
+        }
+        if let Some(fast) = o.lacp_fast {
+            add("lacp_rate", if fast { "fast" } else { "slow" }.into());
+        }
+        if let Some(k) = o.lacp_key {
+            add("ad_user_port_key", k.to_string());
+        }
+    }
+    out
+}
+
+/// Checks that the options of `spec` are ones the kernel takes.
+fn validate_options(spec: &BondSpec) -> Result<(), HostError> {
+    let BondOptions {
+        updelay,
+        downdelay,
+        hashing,
+        lacp_fast,
+        lacp_key,
+        ..
+    } = &spec.options;
+    let bad = |reason: String| HostError::NetConfig {
+        device: spec.name.clone(),
+        reason,
+    };
+    for (name, d) in [("updelay", updelay), ("downdelay", downdelay)] {
+        if d.is_some_and(|d| d > i32::MAX as u32) {
+            return Err(bad(format!("{name} is out of range")));
+        }
+    }
+    let lacp_options = hashing.is_some() || lacp_fast.is_some() || lacp_key.is_some();
+    if lacp_options && spec.mode != BondMode::Lacp {
+        return Err(bad("LACP options need an LACP (802.3ad) bond".into()));
+    }
+    if lacp_key.is_some_and(|k| k > 1023) {
+        return Err(bad("the LACP aggregation key is within 0-1023".into()));
+    }
+    Ok(())
+}
+
+/// Refuses GRO settings where `ethtool` is missing, before anything is touched.
+async fn check_ethtool(net: &Net, spec: &BondSpec) -> Result<(), HostError> {
+    if spec.options.gro.is_none() {
+        return Ok(());
+    }
+    match net.ip.tool(&spec.name, "ethtool", &["--version"]).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(HostError::Unsupported(
+            "setting GRO needs ethtool, which is not installed on this host".into(),
+        )),
+    }
+}
+
 /// Checks `spec` itself.
 fn validate(spec: &BondSpec) -> Result<(), HostError> {
     check_device_name(&spec.name)?;
@@ -57,7 +134,7 @@ fn validate(spec: &BondSpec) -> Result<(), HostError> {
     if !(68..=65535).contains(&spec.mtu) {
         return Err(bad(format!("MTU {} is not within 68-65535", spec.mtu)));
     }
-    Ok(())
+    validate_options(spec)
 }
 
 /// Makes the bond of `spec`; an identical bond of Drover's is fine.
@@ -80,6 +157,7 @@ pub(crate) async fn create(net: &Net, spec: &BondSpec) -> Result<(), HostError> 
             })
         };
     }
+    check_ethtool(net, spec).await?;
     let mut members = Vec::new();
     for m in &spec.members {
         members.push(Prior::of(&check_free(&net.ip, m, &net.owner).await?));
@@ -107,22 +185,19 @@ async fn make(
     undo: &mut Undo,
 ) -> Result<(), HostError> {
     let (ip, name) = (&net.ip, spec.name.as_str());
-    ip.cmd(
+    let options = link_options(spec);
+    let mut add = vec![
+        "link",
+        "add",
+        "name",
         name,
-        &[
-            "link",
-            "add",
-            "name",
-            name,
-            "type",
-            "bond",
-            "mode",
-            linux_mode(spec.mode),
-            "miimon",
-            "100",
-        ],
-    )
-    .await?;
+        "type",
+        "bond",
+        "mode",
+        linux_mode(spec.mode),
+    ];
+    add.extend(options.iter().map(String::as_str));
+    ip.cmd(name, &add).await?;
     undo.made(name);
     ip.set(name, &["alias", &net.owner]).await?;
     for prior in members {
@@ -136,6 +211,10 @@ async fn make(
             .await?;
     }
     ip.set(name, &["mtu", &spec.mtu.to_string()]).await?;
+    if let Some(gro) = spec.options.gro {
+        let on = if gro { "on" } else { "off" };
+        ip.tool(name, "ethtool", &["-K", name, "gro", on]).await?;
+    }
     ip.set(name, &["up"]).await
 }
 
@@ -182,6 +261,7 @@ mod tests {
             mode: BondMode::ActiveBackup,
             mac: "52:54:00:00:00:aa".into(),
             mtu: 9000,
+            options: BondOptions::default(),
         }
     }
 
@@ -241,6 +321,69 @@ mod tests {
             assert_eq!(fake.snapshot(), before, "step {k} left the host changed");
             assert!(!net.bond_file("bond0").exists(), "step {k}");
         }
+    }
+
+    #[tokio::test]
+    async fn lacp_options_delays_and_gro_are_set_on_create() {
+        let (fake, net) = Fake::bonding();
+        let mut s = spec();
+        s.mode = BondMode::Lacp;
+        s.options = BondOptions {
+            updelay: Some(31000),
+            downdelay: Some(200),
+            hashing: Some(BondHashing::SrcMac),
+            lacp_fast: Some(true),
+            lacp_key: Some(7),
+            gro: Some(false),
+        };
+        net.bond_create(&s).await.unwrap();
+        let changes = fake.changes();
+        assert_eq!(
+            changes[0], "ethtool --version",
+            "ethtool is looked for first"
+        );
+        assert_eq!(
+            changes[1],
+            "ip link add name bond0 type bond mode 802.3ad miimon 100 updelay 31000 \
+             downdelay 200 xmit_hash_policy layer2 lacp_rate fast ad_user_port_key 7"
+        );
+        assert_eq!(changes[changes.len() - 2], "ethtool -K bond0 gro off");
+        assert_eq!(changes.last().unwrap(), "ip link set dev bond0 up");
+
+        let (fake, net) = Fake::bonding();
+        s.mode = BondMode::ActiveBackup;
+        s.options.gro = None;
+        assert!(
+            matches!(net.bond_create(&s).await, Err(HostError::NetConfig { reason, .. })
+                if reason.contains("LACP")),
+            "LACP options on an active-backup bond"
+        );
+        s.options = BondOptions {
+            updelay: Some(100),
+            ..BondOptions::default()
+        };
+        net.bond_create(&s).await.unwrap();
+        assert_eq!(
+            fake.changes()[0],
+            "ip link add name bond0 type bond mode active-backup miimon 100 updelay 100"
+        );
+    }
+
+    #[tokio::test]
+    async fn gro_without_ethtool_is_refused_before_touching_anything() {
+        let (fake, net) = Fake::bonding();
+        fake.fail_on("ethtool --version");
+        let before = fake.snapshot();
+        let mut s = spec();
+        s.options.gro = Some(true);
+        let e = net.bond_create(&s).await.unwrap_err();
+        assert!(
+            matches!(&e, HostError::Unsupported(m) if m.contains("ethtool")),
+            "{e}"
+        );
+        assert_eq!(fake.changes(), ["ethtool --version"]);
+        assert_eq!(fake.snapshot(), before);
+        assert!(!net.bond_file("bond0").exists());
     }
 
     #[tokio::test]

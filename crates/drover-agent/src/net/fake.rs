@@ -121,7 +121,9 @@ impl Fake {
             .iter()
             .map(|c| {
                 let (a, p) = c.split_once('/').unwrap();
-                json!({"family": "inet", "local": a, "prefixlen": p.parse::<u8>().unwrap(), "scope": "global"})
+                let family = if a.contains(':') { "inet6" } else { "inet" };
+                let scope = if a.starts_with("fe80:") { "link" } else { "global" };
+                json!({"family": family, "local": a, "prefixlen": p.parse::<u8>().unwrap(), "scope": scope})
             })
             .collect();
         json!({
@@ -149,6 +151,10 @@ impl Fake {
 
     fn change(&self, args: &[&str]) {
         let mut links = self.links.lock().unwrap();
+        let args = match args {
+            ["-6" | "-4", rest @ ..] => rest,
+            _ => args,
+        };
         match args {
             ["link", "add", "name", name, "type", kind, ..]
             | ["link", "add", "link", _, "name", name, "type", kind, ..] => {

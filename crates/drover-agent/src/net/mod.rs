@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use drover_host::{
-    BondSpec, HostError, IpConfig, NetCapabilities, NetworkSpec, PifCounters, PifInfo,
+    BondSpec, HostError, Ip6Config, IpConfig, NetCapabilities, NetworkSpec, PifCounters, PifInfo,
 };
 
 use run::{Ip, Runner, System};
@@ -140,6 +140,17 @@ impl Net {
         drover_host::check_device_name(bridge)?;
         let _guard = self.lock.lock().await;
         client::configure(self, bridge, config).await
+    }
+
+    /// See [`drover_host::HostDriver::pif_configure_ipv6`].
+    pub(crate) async fn configure_ipv6(
+        &self,
+        bridge: &str,
+        config: &Ip6Config,
+    ) -> Result<(), HostError> {
+        drover_host::check_device_name(bridge)?;
+        let _guard = self.lock.lock().await;
+        client::configure6(self, bridge, config).await
     }
 
     /// See [`drover_host::HostDriver::bond_create`].

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use drover_host::{DhcpSpec, HostError, IpConfig, NetworkSpec, Reservation};
+use drover_host::{DhcpSpec, HostError, Ip6Config, IpConfig, NetworkSpec, Reservation};
 
 use super::Net;
 
@@ -407,4 +407,60 @@ async fn entered_processes_run_in_the_namespace_under_their_own_pid() {
         .enter(&mut tokio::process::Command::new("true"))
         .unwrap_err();
     assert!(e.to_string().contains("does not exist"), "{e}");
+}
+
+#[tokio::test]
+async fn a_bridge_takes_ipv6_statically_or_by_autoconf() {
+    let agent = Ns::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let net = agent.net(tmp.path()).await;
+    net.ensure(&NetworkSpec {
+        bridge: "drt6".into(),
+        mtu: 1500,
+        uplink: None,
+        dhcp: None,
+    })
+    .await
+    .unwrap();
+    let global = |agent: &Ns| -> Vec<String> {
+        agent.link("drt6").unwrap()["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["family"] == "inet6" && a["scope"] == "global")
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+            .collect()
+    };
+    let sysctl = |key: &str| {
+        let out = agent.exec(&["sysctl", "-n", &format!("net/ipv6/conf/drt6/{key}")]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let static_ip = Ip6Config::Static {
+        address: "fd00:79::7".parse().unwrap(),
+        prefix: 64,
+    };
+    net.configure_ipv6("drt6", &static_ip).await.unwrap();
+    assert_eq!(global(&agent), ["fd00:79::7/64"]);
+    assert_eq!(
+        (sysctl("accept_ra"), sysctl("autoconf")),
+        ("0".into(), "0".into())
+    );
+    net.configure_ipv6("drt6", &Ip6Config::Autoconf)
+        .await
+        .unwrap();
+    assert!(global(&agent).is_empty());
+    assert_eq!(
+        (sysctl("accept_ra"), sysctl("autoconf")),
+        ("1".into(), "1".into())
+    );
+    net.configure_ipv6("drt6", &Ip6Config::None).await.unwrap();
+    assert_eq!(sysctl("accept_ra"), "0");
+    let before = agent.exec(&["sysctl", "-n", "net/ipv6/conf/default/accept_ra"]);
+    agent.ip(&["link", "add", "own6", "type", "bridge"]);
+    assert!(matches!(
+        net.configure_ipv6("own6", &static_ip).await,
+        Err(HostError::DeviceTaken(_))
+    ));
+    let after = agent.exec(&["sysctl", "-n", "net/ipv6/conf/default/accept_ra"]);
+    assert_eq!(before.stdout, after.stdout, "the host's defaults stay");
 }

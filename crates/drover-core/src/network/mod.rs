@@ -33,6 +33,27 @@ pub enum NetOp {
         /// `unplug_force` (the same for Drover's hosts).
         force: bool,
     },
+    /// Moves a VIF to another network, live if its guest runs.
+    VifMove {
+        /// The VIF.
+        vif: String,
+        /// The new network.
+        network: String,
+    },
+    /// Records the static IP configuration a VIF's guest should use (`configure_ipv4` or
+    /// `configure_ipv6`).
+    VifConfigureIp {
+        /// The VIF.
+        vif: String,
+        /// IPv6 rather than IPv4.
+        ipv6: bool,
+        /// `None`, `Static`, or the family's other mode (`DHCP`, `Autoconf`).
+        mode: String,
+        /// Address with prefix length (Static).
+        address: String,
+        /// Gateway (Static, may be empty).
+        gateway: String,
+    },
     /// Makes a PIF its network's uplink.
     PifPlug {
         /// The PIF.
@@ -67,6 +88,48 @@ pub enum NetOp {
         gateway: String,
         /// DNS servers, comma-separated (recorded only).
         dns: String,
+    },
+    /// `PIF.introduce`: a PIF for an interface the host has.
+    PifIntroduce {
+        /// The host.
+        host: String,
+        /// The interface's MAC (empty: whatever it has).
+        mac: String,
+        /// The interface's name.
+        device: String,
+        /// Whether Drover manages it.
+        managed: bool,
+    },
+    /// Sets the IPv6 configuration of a PIF's network bridge.
+    PifReconfigureIpv6 {
+        /// The PIF.
+        pif: String,
+        /// `None`, `Static`, `Autoconf` (or `DHCP`, refused).
+        mode: String,
+        /// `address/prefix` (Static).
+        ipv6: String,
+        /// Gateway (recorded only).
+        gateway: String,
+        /// DNS servers, comma-separated (recorded only).
+        dns: String,
+    },
+    /// `PIF.set_property`.
+    PifSetProperty {
+        /// The PIF.
+        pif: String,
+        /// The property (`gro`).
+        name: String,
+        /// Its value.
+        value: String,
+    },
+    /// `Bond.set_property`.
+    BondSetProperty {
+        /// The bond.
+        bond: String,
+        /// The property.
+        name: String,
+        /// Its value.
+        value: String,
     },
     /// `VLAN.create`: a VLAN on a PIF, with its untagged PIF on a network.
     VlanCreate {
@@ -129,11 +192,18 @@ impl NetOp {
             NetOp::VifPlug { .. } => ("VIF", "plug"),
             NetOp::VifUnplug { force: false, .. } => ("VIF", "unplug"),
             NetOp::VifUnplug { force: true, .. } => ("VIF", "unplug_force"),
+            NetOp::VifMove { .. } => ("VIF", "move"),
+            NetOp::VifConfigureIp { ipv6: false, .. } => ("VIF", "configure_ipv4"),
+            NetOp::VifConfigureIp { ipv6: true, .. } => ("VIF", "configure_ipv6"),
             NetOp::PifPlug { .. } => ("PIF", "plug"),
             NetOp::PifUnplug { .. } => ("PIF", "unplug"),
             NetOp::PifForget { .. } => ("PIF", "forget"),
             NetOp::PifScan { .. } => ("PIF", "scan"),
             NetOp::PifReconfigureIp { .. } => ("PIF", "reconfigure_ip"),
+            NetOp::PifIntroduce { .. } => ("PIF", "introduce"),
+            NetOp::PifReconfigureIpv6 { .. } => ("PIF", "reconfigure_ipv6"),
+            NetOp::PifSetProperty { .. } => ("PIF", "set_property"),
+            NetOp::BondSetProperty { .. } => ("Bond", "set_property"),
             NetOp::VlanCreate { .. } => ("VLAN", "create"),
             NetOp::PifCreateVlan { .. } => ("PIF", "create_VLAN"),
             NetOp::PoolCreateVlan { .. } => ("pool", "create_VLAN"),
@@ -149,6 +219,14 @@ impl Engine {
         match op {
             NetOp::VifPlug { vif } => void(self.vif_plug(&vif).await),
             NetOp::VifUnplug { vif, .. } => void(self.vif_unplug(&vif).await),
+            NetOp::VifMove { vif, network } => void(self.vif_move(&vif, &network).await),
+            NetOp::VifConfigureIp {
+                vif,
+                ipv6,
+                mode,
+                address,
+                gateway,
+            } => void(self.vif_configure_ip(&vif, ipv6, &mode, &address, &gateway)),
             NetOp::PifPlug { pif } => void(self.pif_plug(&pif).await),
             NetOp::PifUnplug { pif } => void(self.pif_unplug(&pif).await),
             NetOp::PifForget { pif } => void(self.pif_forget(&pif).await),
@@ -164,6 +242,31 @@ impl Engine {
                 self.pif_reconfigure_ip(&pif, &mode, &ip, &netmask, &gateway, &dns)
                     .await,
             ),
+            NetOp::PifIntroduce {
+                host,
+                mac,
+                device,
+                managed,
+            } => self
+                .pif_introduce(&host, &mac, &device, managed)
+                .await
+                .map(Reply::Ref),
+            NetOp::PifReconfigureIpv6 {
+                pif,
+                mode,
+                ipv6,
+                gateway,
+                dns,
+            } => void(
+                self.pif_reconfigure_ipv6(&pif, &mode, &ipv6, &gateway, &dns)
+                    .await,
+            ),
+            NetOp::PifSetProperty { pif, name, value } => {
+                void(self.pif_set_property(&pif, &name, &value).await)
+            }
+            NetOp::BondSetProperty { bond, name, value } => {
+                void(self.bond_set_property(&bond, &name, &value).await)
+            }
             NetOp::VlanCreate { pif, tag, network } => self
                 .vlan_create(&pif, tag, &network)
                 .await

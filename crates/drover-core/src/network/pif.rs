@@ -3,14 +3,15 @@
 //! their metrics. The management interface, which holds the host's own traffic, is never
 //! changed.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
-use drover_host::{HostError, IpConfig, PifInfo};
+use drover_host::{HostError, Ip6Config, IpConfig, PifInfo};
 use drover_model::{Value, NULL_REF};
 
 use super::dhcp::{netmask_of, prefix_of};
 use super::networks::free_name;
+use super::vif::check_mac;
 use crate::db::{Obj, Ref, View};
 use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
@@ -26,6 +27,28 @@ pub(crate) fn ip_config(pif: &Obj) -> Option<IpConfig> {
         "DHCP" => Some(IpConfig::Dhcp),
         _ => None,
     }
+}
+
+/// The IPv6 configuration recorded on a PIF, if it has one.
+pub(crate) fn ip6_config(pif: &Obj) -> Option<Ip6Config> {
+    match pif.str("ipv6_configuration_mode") {
+        "Static" => {
+            let first = pif.get("IPv6").as_set()?.first()?.as_str()?;
+            let (address, prefix) = cidr6(first)?;
+            Some(Ip6Config::Static { address, prefix })
+        }
+        "Autoconf" => Some(Ip6Config::Autoconf),
+        _ => None,
+    }
+}
+
+/// An IPv6 address with its prefix length (`2001:db8::1/64`) that an interface can have.
+fn cidr6(text: &str) -> Option<(Ipv6Addr, u8)> {
+    let (a, p) = text.trim().split_once('/')?;
+    let a: Ipv6Addr = a.parse().ok()?;
+    let p: u8 = p.parse().ok().filter(|p| (1..=128).contains(p))?;
+    let usable = !(a.is_unspecified() || a.is_loopback() || a.is_multicast());
+    usable.then_some((a, p))
 }
 
 /// What the host says about an interface, as `PIF_metrics` fields.
@@ -44,8 +67,12 @@ fn metrics_fields(info: &PifInfo) -> Vec<(&'static str, Value)> {
 /// gives its reference) `Pool-wide network associated with <device>` on a bridge `xenbr<N>`.
 /// If the host has no management PIF, the interface holding the default route (else the
 /// first) becomes it: plugged, never a bridge port. The others are unplugged. Each PIF records
-/// the interface's first address.
-pub(crate) fn record_interfaces(t: &mut Txn, host: &str, found: &[(PifInfo, Ref)]) -> Result<()> {
+/// the interface's first address. Answers the new PIFs.
+pub(crate) fn record_interfaces(
+    t: &mut Txn,
+    host: &str,
+    found: &[(PifInfo, Ref)],
+) -> Result<Vec<Ref>> {
     let host_obj = t.must("host", host)?.clone();
     let pifs: Vec<Obj> = t
         .members(&host_obj, "PIFs", "PIF")
@@ -73,6 +100,7 @@ pub(crate) fn record_interfaces(t: &mut Txn, host: &str, found: &[(PifInfo, Ref)
         .all("network")
         .map(|n| n.str("bridge").to_string())
         .collect();
+    let mut made = Vec::new();
     for (info, net) in new {
         let bridge = free_name("xenbr", &bridges);
         bridges.push(bridge.clone());
@@ -108,7 +136,7 @@ pub(crate) fn record_interfaces(t: &mut Txn, host: &str, found: &[(PifInfo, Ref)
             ),
             None => ("None", String::new(), String::new()),
         };
-        t.create(
+        let pif = t.create(
             "PIF",
             vec![
                 ("device", Value::str(&info.device)),
@@ -128,8 +156,23 @@ pub(crate) fn record_interfaces(t: &mut Txn, host: &str, found: &[(PifInfo, Ref)
                 ("managed", Value::Bool(true)),
             ],
         )?;
+        made.push(pif);
     }
-    Ok(())
+    Ok(made)
+}
+
+/// A host's refusal to configure the bridge of `pif`.
+fn config_error(pif: &str, e: HostError) -> CoreError {
+    match e {
+        e @ (HostError::NoSuchDevice(_)
+        | HostError::DeviceTaken(_)
+        | HostError::DeviceInUse(_)
+        | HostError::NetConfig { .. }) => CoreError::PifConfigurationError {
+            pif: pif.into(),
+            msg: e.to_string(),
+        },
+        e => e.into(),
+    }
 }
 
 /// A parameter that must be an IPv4 address.
@@ -151,7 +194,7 @@ impl Engine {
             .map(|info| (info, new_ref()))
             .collect();
         let nets: Vec<Ref> = found.iter().map(|(_, n)| n.clone()).collect();
-        self.net_change(&nets, |t| record_interfaces(t, host, &found))
+        self.net_change(&nets, |t| record_interfaces(t, host, &found).map(drop))
             .await
     }
 
@@ -162,11 +205,76 @@ impl Engine {
         Ok(o)
     }
 
+    /// A PIF of this host that Drover manages (`PIF_UNMANAGED` for one introduced as not).
+    fn managed_pif(&self, pif: &str) -> Result<std::sync::Arc<Obj>> {
+        let o = self.local_pif(pif)?;
+        if !o.bool("managed") {
+            return Err(CoreError::PifUnmanaged(pif.into()));
+        }
+        Ok(o)
+    }
+
+    /// `PIF.introduce`: a PIF (with a network of its own, as `PIF.scan` makes them) for the
+    /// host's interface `device`, which must exist (`PIF_DEVICE_NOT_FOUND`), have `MAC` if one
+    /// is given (`COULD_NOT_FIND_NETWORK_INTERFACE_WITH_SPECIFIED_DEVICE_NAME_AND_MAC_ADDRESS`)
+    /// and have no PIF yet (`DUPLICATE_PIF_DEVICE_NAME`). An unmanaged PIF is only recorded:
+    /// Drover neither plugs nor configures it.
+    pub(crate) async fn pif_introduce(
+        &self,
+        host: &str,
+        mac: &str,
+        device: &str,
+        managed: bool,
+    ) -> Result<Ref> {
+        self.check_host(host)?;
+        let mac = mac.trim().to_ascii_lowercase();
+        if !mac.is_empty() {
+            check_mac(&mac)?;
+        }
+        let has_pif = |db: &crate::db::Db| {
+            db.all("PIF").any(|p| {
+                p.str("host") == host
+                    && p.str("device") == device
+                    && p.str("VLAN_master_of") == NULL_REF
+            })
+        };
+        if self.read(has_pif) {
+            return Err(CoreError::DuplicatePifDeviceName(device.into()));
+        }
+        let found = self.host.pif_scan().await?;
+        let other_mac = || CoreError::NoInterfaceWithDeviceAndMac {
+            device: device.into(),
+            mac: mac.clone(),
+        };
+        let info = match found.iter().find(|i| i.device == device) {
+            None if !mac.is_empty() && found.iter().any(|i| i.mac.eq_ignore_ascii_case(&mac)) => {
+                return Err(other_mac())
+            }
+            None => return Err(CoreError::PifDeviceNotFound(device.into())),
+            Some(i) if !mac.is_empty() && !i.mac.eq_ignore_ascii_case(&mac) => {
+                return Err(other_mac())
+            }
+            Some(i) => i.clone(),
+        };
+        let net = new_ref();
+        self.net_change(std::slice::from_ref(&net), |t| {
+            let pif = record_interfaces(t, host, &[(info.clone(), net.clone())])?
+                .into_iter()
+                .next()
+                .ok_or_else(|| CoreError::DuplicatePifDeviceName(device.into()))?;
+            if !managed {
+                t.set("PIF", &pif, "managed", Value::Bool(false))?;
+            }
+            Ok(pif)
+        })
+        .await
+    }
+
     /// `PIF.plug`: a physical interface becomes its network's uplink, a VLAN its VLAN's, a
     /// bond's interface the bond (the host refuses an interface with addresses of its own:
     /// `PIF_CONFIGURATION_ERROR`). A bond member is `CANNOT_PLUG_BOND_SLAVE`.
     pub(crate) async fn pif_plug(&self, pif: &str) -> Result<()> {
-        let o = self.local_pif(pif)?;
+        let o = self.managed_pif(pif)?;
         if o.str("bond_slave_of") != NULL_REF {
             return Err(CoreError::CannotPlugBondSlave(pif.into()));
         }
@@ -273,6 +381,9 @@ impl Engine {
         if o.bool("management") {
             return Err(CoreError::PifIsManagementInterface(pif.into()));
         }
+        if !o.bool("managed") {
+            return Err(CoreError::PifUnmanaged(pif.into()));
+        }
         let config = match mode {
             "None" => IpConfig::None,
             "DHCP" => IpConfig::Dhcp,
@@ -306,16 +417,7 @@ impl Engine {
             .str("bridge")
             .to_string();
         let before = ip_config(&o).unwrap_or(IpConfig::None);
-        let failed = |e: HostError| match e {
-            e @ (HostError::NoSuchDevice(_)
-            | HostError::DeviceTaken(_)
-            | HostError::DeviceInUse(_)
-            | HostError::NetConfig { .. }) => CoreError::PifConfigurationError {
-                pif: pif.into(),
-                msg: e.to_string(),
-            },
-            e => e.into(),
-        };
+        let failed = |e: HostError| config_error(pif, e);
         self.host
             .pif_configure_ip(&bridge, &config)
             .await
@@ -348,6 +450,127 @@ impl Engine {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// `PIF.reconfigure_ipv6`: sets the IPv6 configuration of the PIF's network bridge: `None`
+    /// (no global address, router advertisements ignored), `Static` with `IPv6` as
+    /// `address/prefix` (`INVALID_CIDR_ADDRESS_SPECIFIED`), or `Autoconf` (SLAAC from router
+    /// advertisements on that bridge only). `DHCP` is refused: the hosts have no DHCPv6
+    /// client. The gateway (recorded with a static address) and DNS servers are checked and
+    /// recorded, never applied. The management interface is `PIF_IS_MANAGEMENT_INTERFACE`.
+    pub(crate) async fn pif_reconfigure_ipv6(
+        &self,
+        pif: &str,
+        mode: &str,
+        ipv6: &str,
+        gateway: &str,
+        dns: &str,
+    ) -> Result<()> {
+        let o = self.local_pif(pif)?;
+        if o.bool("management") {
+            return Err(CoreError::PifIsManagementInterface(pif.into()));
+        }
+        if !o.bool("managed") {
+            return Err(CoreError::PifUnmanaged(pif.into()));
+        }
+        let config = match mode {
+            "None" => Ip6Config::None,
+            "Autoconf" => Ip6Config::Autoconf,
+            "Static" => {
+                let (address, prefix) =
+                    cidr6(ipv6).ok_or_else(|| CoreError::InvalidCidrAddress("IPv6".into()))?;
+                Ip6Config::Static { address, prefix }
+            }
+            "DHCP" => {
+                return Err(CoreError::OperationNotAllowed(
+                    "Drover's hosts have no DHCPv6 client; use Autoconf or Static".into(),
+                ))
+            }
+            other => {
+                return Err(CoreError::InvalidValue {
+                    field: "mode".into(),
+                    value: other.into(),
+                })
+            }
+        };
+        if !gateway.trim().is_empty() && gateway.trim().parse::<Ipv6Addr>().is_err() {
+            return Err(CoreError::InvalidIpAddress("gateway".into()));
+        }
+        for server in dns.split(',').filter(|s| !s.trim().is_empty()) {
+            if server.trim().parse::<IpAddr>().is_err() {
+                return Err(CoreError::InvalidIpAddress("DNS".into()));
+            }
+        }
+        let _held = self.net_lock.lock().await;
+        let o = self.get("PIF", pif)?;
+        let bridge = self
+            .get("network", o.str("network"))?
+            .str("bridge")
+            .to_string();
+        let before = ip6_config(&o).unwrap_or(Ip6Config::None);
+        self.host
+            .pif_configure_ipv6(&bridge, &config)
+            .await
+            .map_err(|e| config_error(pif, e))?;
+        let (addresses, gateway) = match &config {
+            Ip6Config::Static { address, prefix } => (
+                Value::Set(vec![Value::str(format!("{address}/{prefix}"))]),
+                gateway.trim(),
+            ),
+            _ => (Value::empty_set(), ""),
+        };
+        let recorded = self.write(|t| {
+            t.set("PIF", pif, "ipv6_configuration_mode", Value::str(mode))?;
+            t.set("PIF", pif, "IPv6", addresses.clone())?;
+            t.set("PIF", pif, "ipv6_gateway", Value::str(gateway))?;
+            if !dns.trim().is_empty() && !matches!(config, Ip6Config::None) {
+                t.set("PIF", pif, "DNS", Value::str(dns.trim()))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = recorded {
+            if let Err(undo) = self.host.pif_configure_ipv6(&bridge, &before).await {
+                tracing::warn!(pif, error = %undo, "could not give a bridge its IPv6 setup back");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `PIF.set_property`: `gro` (`on`/`off`) is the one property a PIF has (`INVALID_VALUE`
+    /// otherwise); bond members and VLANs have none (`CANNOT_CHANGE_PIF_PROPERTIES`). It is
+    /// applied only to a bond's interface, which Drover made (the bond is made again with it);
+    /// the host's own interfaces are never changed (`PIF_CONFIGURATION_ERROR`).
+    pub(crate) async fn pif_set_property(&self, pif: &str, name: &str, value: &str) -> Result<()> {
+        if name != "gro" || !matches!(value, "on" | "off") {
+            return Err(CoreError::InvalidValue {
+                field: format!("properties:{name}"),
+                value: value.into(),
+            });
+        }
+        let o = self.local_pif(pif)?;
+        if o.str("bond_slave_of") != NULL_REF || o.str("VLAN_master_of") != NULL_REF {
+            return Err(CoreError::CannotChangePifProperties(pif.into()));
+        }
+        if !o.bool("managed") {
+            return Err(CoreError::PifUnmanaged(pif.into()));
+        }
+        if o.refs("bond_master_of").is_empty() {
+            return Err(CoreError::PifConfigurationError {
+                pif: pif.into(),
+                msg: format!(
+                    "{} is an interface of the host's own; Drover does not change host \
+                     interfaces it did not make",
+                    o.str("device")
+                ),
+            });
+        }
+        self.net_change(&[Ref::from(o.str("network"))], |t| {
+            t.update("PIF", pif, "properties", |m| {
+                m.map_insert(Value::str(name), Value::str(value));
+            })
+        })
+        .await
     }
 
     /// Refreshes the `PIF_metrics` of this host's PIFs from the interfaces' counters: carrier

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use drover_host::{BondSpec, HostError, NetCapabilities, NetworkSpec, Uplink};
 use drover_model::Value;
 
-use super::pif::ip_config;
+use super::pif::{ip6_config, ip_config};
 use super::spec::{bond_specs, network_spec};
 use crate::db::{Ref, View};
 use crate::engine::Engine;
@@ -22,6 +22,35 @@ enum Step {
     Remove(String),
     BondCreate(BondSpec),
     BondDestroy(String),
+    /// A guest NIC's host end becomes a port of another bridge.
+    MoveNic {
+        uuid: String,
+        device: String,
+        bridge: String,
+        mtu: u32,
+    },
+}
+
+/// A NIC of a running guest that a network change takes from one bridge to another: its
+/// guest's uuid, its position, and the bridge and MTU it leaves and those it takes.
+#[derive(Debug, Clone)]
+pub(crate) struct NicMove {
+    pub uuid: String,
+    pub device: String,
+    pub from: (String, u32),
+    pub to: (String, u32),
+}
+
+impl NicMove {
+    fn steps(&self) -> (Step, Step) {
+        let step = |(bridge, mtu): &(String, u32)| Step::MoveNic {
+            uuid: self.uuid.clone(),
+            device: self.device.clone(),
+            bridge: bridge.clone(),
+            mtu: *mtu,
+        };
+        (step(&self.to), step(&self.from))
+    }
 }
 
 /// Some networks and all bonds of one host as the inventory wants them.
@@ -129,6 +158,17 @@ impl Engine {
         nets: &[Ref],
         change: impl Fn(&mut Txn) -> Result<T>,
     ) -> Result<T> {
+        self.net_change_moving(nets, &[], change).await
+    }
+
+    /// [`Engine::net_change`] that also moves guest NICs between bridges, once the networks
+    /// are as the change wants them (and back if anything fails).
+    pub(crate) async fn net_change_moving<T>(
+        &self,
+        nets: &[Ref],
+        moves: &[NicMove],
+        change: impl Fn(&mut Txn) -> Result<T>,
+    ) -> Result<T> {
         let _held = self.net_lock.lock().await;
         let host = self.this_host();
         let caps = self.host.net_capabilities().await;
@@ -147,7 +187,8 @@ impl Engine {
             change(&mut t)?;
             Ok((before, desired(&t, nets, &host, &caps, &broken)?))
         })?;
-        let steps = plan(&before, &after);
+        let mut steps = plan(&before, &after);
+        steps.extend(moves.iter().map(NicMove::steps));
         for (i, (step, _)) in steps.iter().enumerate() {
             if let Err(e) = self.run(step).await {
                 self.undo(&steps[..i]).await;
@@ -169,6 +210,12 @@ impl Engine {
             Step::Remove(bridge) => self.host.network_remove(bridge).await,
             Step::BondCreate(spec) => self.host.bond_create(spec).await,
             Step::BondDestroy(name) => self.host.bond_destroy(name).await,
+            Step::MoveNic {
+                uuid,
+                device,
+                bridge,
+                mtu,
+            } => self.host.nic_move(uuid, device, bridge, *mtu).await,
         }
     }
 
@@ -184,6 +231,7 @@ impl Engine {
     /// (else the uplink or the bridge of the network being made) stands for its PIF.
     fn net_error(&self, e: HostError, step: &Step) -> CoreError {
         match (e, step) {
+            (e, Step::MoveNic { .. }) => self.host_error(e, "move"),
             (HostError::DeviceTaken(name), Step::Ensure(_)) => CoreError::BridgeNameExists(name),
             (e, _) => {
                 let Some(device) = device_of(&e) else {
@@ -239,7 +287,7 @@ impl Engine {
         let _held = self.net_lock.lock().await;
         let host = self.this_host();
         let caps = self.host.net_capabilities().await;
-        let (specs, bonds, keep, addresses) = self.read(|db| {
+        let (specs, bonds, keep, (addresses, addresses6)) = self.read(|db| {
             let bonds = bond_specs(db, &host);
             let mut specs = Vec::new();
             let mut keep: Vec<String> = bonds.keys().cloned().collect();
@@ -258,7 +306,15 @@ impl Engine {
                     Some((bridge.to_string(), ip_config(p)?))
                 })
                 .collect();
-            (specs, bonds, keep, addresses)
+            let addresses6: Vec<(String, drover_host::Ip6Config)> = db
+                .all("PIF")
+                .filter(|p| p.str("host") == &*host && !p.bool("management"))
+                .filter_map(|p| {
+                    let bridge = db.get("network", p.str("network"))?.str("bridge");
+                    Some((bridge.to_string(), ip6_config(p)?))
+                })
+                .collect();
+            (specs, bonds, keep, (addresses, addresses6))
         });
         if let Err(e) = self.host.network_prune(&keep).await {
             tracing::warn!(error = %e, "cannot remove stale network devices");
@@ -276,6 +332,11 @@ impl Engine {
         for (bridge, config) in &addresses {
             if let Err(e) = self.host.pif_configure_ip(bridge, config).await {
                 tracing::warn!(bridge, error = %e, "cannot give a bridge its address again");
+            }
+        }
+        for (bridge, config) in &addresses6 {
+            if let Err(e) = self.host.pif_configure_ipv6(bridge, config).await {
+                tracing::warn!(bridge, error = %e, "cannot give a bridge its IPv6 address again");
             }
         }
         let flag = |b: bool| if b { "true" } else { "false" };
@@ -315,6 +376,7 @@ mod tests {
             mode: drover_host::BondMode::ActiveBackup,
             mac: String::new(),
             mtu: 1500,
+            options: Default::default(),
         }
     }
 
@@ -326,6 +388,7 @@ mod tests {
                 Step::Remove(b) => format!("remove {b}"),
                 Step::BondCreate(b) => format!("bond+ {}", b.name),
                 Step::BondDestroy(b) => format!("bond- {b}"),
+                Step::MoveNic { device, bridge, .. } => format!("move {device} {bridge}"),
             })
             .collect()
     }

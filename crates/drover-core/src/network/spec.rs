@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 
 use drover_host::{
-    BondMode, BondSpec, DhcpSpec, NetCapabilities, NetworkSpec, Reservation, Uplink,
+    BondHashing, BondMode, BondOptions, BondSpec, DhcpSpec, NetCapabilities, NetworkSpec,
+    Reservation, Uplink,
 };
 
 use super::dhcp;
@@ -200,9 +201,34 @@ pub(crate) fn bond_specs(v: &impl View, host: &str) -> BTreeMap<String, BondSpec
                     mode: bond_mode(bond.str("mode")).unwrap_or(BondMode::BalanceSlb),
                     mac: master.str("MAC").into(),
                     mtu: mtu.max(0) as u32,
+                    options: bond_options(bond, master),
                 },
             );
         }
     }
     out
+}
+
+/// The options of a bond on the host: its `properties` (the LACP ones for an LACP bond only)
+/// and its interface's `gro` property.
+fn bond_options(bond: &Obj, master: &Obj) -> BondOptions {
+    let prop = |o: &Obj, key: &str| -> Option<String> {
+        o.get("properties")
+            .map_get(key)
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    };
+    let lacp = |key: &str| prop(bond, key).filter(|_| bond.str("mode") == "lacp");
+    BondOptions {
+        updelay: prop(bond, "updelay").and_then(|v| v.parse().ok()),
+        downdelay: prop(bond, "downdelay").and_then(|v| v.parse().ok()),
+        hashing: lacp("hashing_algorithm").and_then(|v| match v.as_str() {
+            "src_mac" => Some(BondHashing::SrcMac),
+            "tcpudp_ports" => Some(BondHashing::TcpudpPorts),
+            _ => None,
+        }),
+        lacp_fast: lacp("lacp-time").map(|v| v == "fast"),
+        lacp_key: lacp("lacp-aggregation-key").and_then(|v| v.parse().ok()),
+        gro: prop(master, "gro").map(|v| v == "on"),
+    }
 }

@@ -6,6 +6,8 @@ use drover_model::Value;
 use rand::Rng;
 
 use super::dhcp::{self, RESERVED_IP};
+use super::distinct;
+use super::reconcile::NicMove;
 use crate::db::{Db, Obj, Ref, View};
 use crate::engine::Engine;
 use crate::error::{CoreError, Result};
@@ -96,17 +98,79 @@ pub(crate) fn guest_nics(
     Ok(nics)
 }
 
-/// Marks VIFs plugged or unplugged; an unplugged VIF has no addresses.
+/// Marks VIFs plugged or unplugged; an unplugged VIF has no addresses, unless they are the
+/// static configuration recorded by `VIF.configure_ipv4`.
 pub(crate) fn mark(t: &mut Txn, vifs: &[Ref], attached: bool) -> Result<()> {
     for vif in vifs {
-        let Some(addresses) = t.get("VIF", vif).map(|v| v.get("ipv4_addresses").clone()) else {
+        let Some((addresses, mode)) = t.get("VIF", vif).map(|v| {
+            (
+                v.get("ipv4_addresses").clone(),
+                v.str("ipv4_configuration_mode").to_string(),
+            )
+        }) else {
             continue;
         };
         t.set("VIF", vif, "currently_attached", Value::Bool(attached))?;
-        if !attached && addresses != Value::empty_set() {
+        if !attached && addresses != Value::empty_set() && mode != "Static" {
             t.set("VIF", vif, "ipv4_addresses", Value::empty_set())?;
         }
         refresh_allowed(t, vif)?;
+    }
+    Ok(())
+}
+
+/// Whether a VIF is a NIC of a running or paused guest now (plugged, its VM `vm` live).
+fn in_guest(vif: &Obj, vm: Option<&Obj>) -> bool {
+    vif.bool("currently_attached")
+        && vm.is_some_and(|vm| matches!(vm.str("power_state"), "Running" | "Paused"))
+}
+
+/// Whether `text` is an address of the family with a prefix length (`10.0.0.5/24`,
+/// `fd00::5/64`).
+fn valid_cidr(ipv6: bool, text: &str) -> bool {
+    let Some((address, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let most = if ipv6 { 128 } else { 32 };
+    let prefix_ok = !prefix.is_empty()
+        && prefix.len() <= 3
+        && prefix.bytes().all(|b| b.is_ascii_digit())
+        && prefix.parse::<u32>().is_ok_and(|p| p <= most);
+    prefix_ok && valid_ip(ipv6, address)
+}
+
+/// Whether `text` is an address of the family.
+fn valid_ip(ipv6: bool, text: &str) -> bool {
+    if ipv6 {
+        text.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        text.parse::<std::net::Ipv4Addr>().is_ok()
+    }
+}
+
+/// Checks the arguments of `VIF.configure_ipv4`/`configure_ipv6` as xapi does: a mode of the
+/// family's enum (`INVALID_VALUE`), and for `Static` an address with a prefix length
+/// (`INVALID_CIDR_ADDRESS_SPECIFIED`) and an empty or valid gateway
+/// (`INVALID_IP_ADDRESS_SPECIFIED`). Other modes take the address and gateway as given.
+fn check_ip_configuration(ipv6: bool, mode: &str, address: &str, gateway: &str) -> Result<()> {
+    let modes: &[&str] = if ipv6 {
+        &["None", "Static", "Autoconf"]
+    } else {
+        &["None", "Static", "DHCP"]
+    };
+    if !modes.contains(&mode) {
+        return Err(CoreError::InvalidValue {
+            field: "mode".into(),
+            value: mode.into(),
+        });
+    }
+    if mode == "Static" {
+        if !valid_cidr(ipv6, address) {
+            return Err(CoreError::InvalidCidrAddress("address".into()));
+        }
+        if !gateway.is_empty() && !valid_ip(ipv6, gateway) {
+            return Err(CoreError::InvalidIpAddress("gateway".into()));
+        }
     }
     Ok(())
 }
@@ -289,6 +353,88 @@ impl Engine {
             .await
             .map_err(|e| self.host_error(e, "unplug"))?;
         self.write(|t| mark(t, &[Ref::from(r)], false))
+    }
+
+    /// `VIF.move`: puts the VIF on another network. Its address reservation goes from the old
+    /// network's DHCP service and it gets one on the new network if that hands out addresses.
+    /// The NIC of a running or paused guest moves live: its host end becomes a port of the new
+    /// network's bridge, the guest sees no unplug. The same network is a no-op; on any failure
+    /// the host and the inventory stay as they were.
+    pub(crate) async fn vif_move(&self, r: &str, network: &str) -> Result<()> {
+        let vif = self.get("VIF", r)?;
+        let new = self.get("network", network)?;
+        let old = Ref::from(vif.str("network"));
+        if &*old == network {
+            return Ok(());
+        }
+        let vm = self.get("VM", vif.str("VM"))?;
+        let live = in_guest(&vif, Some(&vm));
+        let moves = if live {
+            let from = self.read(|db| nic_spec(db, &vif))?;
+            vec![NicMove {
+                uuid: vm.uuid().into(),
+                device: from.device,
+                from: (from.bridge, from.mtu),
+                to: (new.str("bridge").into(), new.int("MTU").max(0) as u32),
+            }]
+        } else {
+            Vec::new()
+        };
+        let nets = distinct([old.clone(), Ref::from(network)]);
+        self.net_change_moving(&nets, &moves, |t| {
+            let vif = t.must("VIF", r)?.clone();
+            let net = t.must("network", network)?;
+            if vif.str("network") != &*old
+                || in_guest(&vif, t.get("VM", vif.str("VM"))) != live
+                || (live && net.str("bridge") != new.str("bridge"))
+            {
+                return Err(CoreError::OperationNotAllowed(format!(
+                    "VIF {r} or its VM changed while it was being moved"
+                )));
+            }
+            t.set("VIF", r, "network", Value::str(network))?;
+            if t.get("network", &old).is_some() {
+                dhcp::reconcile(t, &old)?;
+            }
+            dhcp::reconcile(t, network)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `VIF.configure_ipv4` and `VIF.configure_ipv6`: records the configuration the guest's
+    /// own tools should apply (mode, the address as the one element of `ipv*_addresses`, the
+    /// gateway). Drover's hosts do not apply it inside the guest.
+    pub(crate) fn vif_configure_ip(
+        &self,
+        r: &str,
+        ipv6: bool,
+        mode: &str,
+        address: &str,
+        gateway: &str,
+    ) -> Result<()> {
+        self.get("VIF", r)?;
+        check_ip_configuration(ipv6, mode, address, gateway)?;
+        let family = if ipv6 { "ipv6" } else { "ipv4" };
+        let addresses = if address.is_empty() {
+            Value::empty_set()
+        } else {
+            Value::Set(vec![Value::str(address)])
+        };
+        self.write(|t| {
+            t.must("VIF", r)?;
+            for (field, value) in [
+                ("configuration_mode", Value::str(mode)),
+                ("addresses", addresses.clone()),
+                ("gateway", Value::str(gateway)),
+            ] {
+                let field = format!("{family}_{field}");
+                if *t.must("VIF", r)?.get(&field) != value {
+                    t.set("VIF", r, &field, value)?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// A change of `VIF.other_config` through the generic setters; the reserved address stays
