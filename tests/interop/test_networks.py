@@ -203,6 +203,12 @@ def nothing_changes(world, x, eng):
     assert sorted(dnsmasqs_of(eng.data_dir)) == dhcp, "a refused call started or stopped a DHCP server"
 
 
+def guest_networks(x, vm):
+    """The guest metrics' `networks` map, empty until the guest's first report."""
+    gm = x.VM.get_guest_metrics(vm)
+    return {} if gm == NULL else x.VM_guest_metrics.get_networks(gm)
+
+
 def wait_for(pred, timeout=30.0, what="condition", poll=0.2):
     return xapitest.wait_until(pred, timeout=timeout, poll=poll, what=what)
 
@@ -590,10 +596,8 @@ def test_two_guests_get_their_reserved_addresses_and_ping_each_other(world, neng
     assert len(taps) == 2, f"expected the two guests' taps on {lan.bridge_a}: {world.ports(lan.bridge_a)}"
     # Reported back: the guest metrics' networks map and VIF.ipv4_addresses.
     for g in (a1, a2):
-        def reported():
-            gm = nx.VM.get_guest_metrics(g.vm)
-            return gm != NULL and addr_only(nx.VM_guest_metrics.get_networks(gm).get("0/ip", "")) == g.ip
-        wait_for(reported, 30, f"{g.name}'s guest metrics to show 0/ip={g.ip}")
+        wait_for(lambda: addr_only(guest_networks(nx, g.vm).get("0/ip", "")) == g.ip, 30,
+                 f"{g.name}'s guest metrics to show 0/ip={g.ip}")
         wait_for(lambda: g.ip in [addr_only(a) for a in nx.VIF.get_ipv4_addresses(g.vif)], 30,
                  f"VIF.ipv4_addresses of {g.name} to hold {g.ip}")
     # DHCP hands out no router: the guests have no default route.
@@ -662,8 +666,7 @@ def test_hot_plugged_vif_appears_in_the_guest_and_unplug_removes_it(world, nx, s
         assert len(taps) == 1, world.ports(bridge)
         ok, out = ping_from(nx, a1.vm, sid, NET_H["ip_begin"], count=1)
         assert ok, f"no traffic over the hot-plugged NIC:\n{out[-1500:]}"
-        wait_for(lambda: "1/ip" in nx.VM_guest_metrics.get_networks(nx.VM.get_guest_metrics(a1.vm)), 30,
-                 "guest metrics to show 1/ip")
+        wait_for(lambda: "1/ip" in guest_networks(nx, a1.vm), 30, "guest metrics to show 1/ip")
         at = networld.console_mark(nx, a1.vm, sid)
         nx.VIF.unplug(vif)
         assert not nx.VIF.get_currently_attached(vif)
@@ -696,6 +699,70 @@ def test_hot_plugged_vif_appears_in_the_guest_and_unplug_removes_it(world, nx, s
                 nx.VIF.destroy(v)
         nx.network.destroy(net)
     assert bridge not in world.links()
+
+
+def test_vif_move_is_live_and_ip_configuration_is_recorded(world, nx, sid, guests):
+    a1, a2 = guests["A1"], guests["A2"]
+    net_a = nx.VIF.get_network(a1.vif)
+    net = new_network(nx, NET_H, name="net-move")
+    bridge, bridge_a = nx.network.get_bridge(net), nx.network.get_bridge(net_a)
+    try:
+        taps_before = {p for p in world.ports(bridge_a) if world.link(p)["_kind"] == "tun"}
+        nx.VIF.move(a1.vif, net)
+        assert nx.VIF.get_network(a1.vif) == net and nx.VIF.get_currently_attached(a1.vif)
+        assert in_range(reserved_ip(nx, a1.vif), NET_H)
+        moved = taps_before - {p for p in world.ports(bridge_a) if world.link(p)["_kind"] == "tun"}
+        assert len(moved) == 1 and moved <= set(world.ports(bridge)), (moved, world.ports(bridge))
+        ok, out = ping_from(nx, a1.vm, sid, a2.ip, count=1)
+        assert not ok, f"A1 still reaches A2 after its NIC moved to another network:\n{out[-800:]}"
+        nx.VIF.move(a1.vif, net_a)
+        assert nx.VIF.get_network(a1.vif) == net_a and in_range(reserved_ip(nx, a1.vif), NET_A)
+        assert moved <= set(world.ports(bridge_a))
+        ok, out = ping_from(nx, a1.vm, sid, a2.ip, count=2)
+        assert ok, f"A1 does not reach A2 once its NIC is back:\n{out[-800:]}"
+    finally:
+        if nx.VIF.get_network(a1.vif) != net_a:
+            nx.VIF.move(a1.vif, net_a)
+        nx.network.destroy(net)
+
+    vm = tiny_vm(nx)
+    try:
+        vif = new_vif(nx, vm, net_a)
+        nx.VIF.configure_ipv4(vif, "Static", "10.77.0.200/24", "10.77.0.1")
+        r = nx.VIF.get_record(vif)
+        assert (r["ipv4_configuration_mode"], r["ipv4_addresses"], r["ipv4_gateway"]) == (
+            "Static", ["10.77.0.200/24"], "10.77.0.1")
+        with xapitest.failure_code("INVALID_CIDR_ADDRESS_SPECIFIED"):
+            nx.VIF.configure_ipv4(vif, "Static", "10.77.0.200", "")
+        with xapitest.failure_code("INVALID_IP_ADDRESS_SPECIFIED"):
+            nx.VIF.configure_ipv4(vif, "Static", "10.77.0.200/24", "not-an-address")
+        nx.VIF.configure_ipv6(vif, "Static", "fd00::5/64", "")
+        assert nx.VIF.get_ipv6_addresses(vif) == ["fd00::5/64"]
+    finally:
+        nx.VM.destroy(vm)
+
+
+def test_pif_messages_refuse_what_drover_does_not_own(world, nengine, nx):
+    host = xapitest.the_host(nx)
+    eth0, eth1 = pif_by_device(nx, "eth0"), pif_by_device(nx, "eth1")
+    with nothing_changes(world, nx, nengine):
+        with xapitest.failure_code("PIF_IS_MANAGEMENT_INTERFACE"):
+            nx.PIF.reconfigure_ipv6(eth0, "Static", "fd00::2/64", "", "")
+        with xapitest.failure_code("PIF_CONFIGURATION_ERROR"):
+            nx.PIF.set_property(eth1, "gro", "off")
+        with xapitest.failure_code("DUPLICATE_PIF_DEVICE_NAME"):
+            nx.PIF.introduce(host, "", "eth1", True)
+        with xapitest.failure_code("PIF_DEVICE_NOT_FOUND"):
+            nx.PIF.introduce(host, "", "eth9", True)
+    # A forgotten interface comes back through PIF.introduce with its network.
+    mac = nx.PIF.get_MAC(eth1)
+    net1 = nx.PIF.get_network(eth1)
+    nx.PIF.forget(eth1)
+    with contextlib.suppress(XenAPI.Failure):
+        nx.network.destroy(net1)
+    again = nx.PIF.introduce(host, mac, "eth1", True)
+    assert nx.PIF.get_device(again) == "eth1" and nx.PIF.get_MAC(again) == mac
+    assert nx.PIF.get_network(again) != "OpaqueRef:NULL"
 
 
 # ---------------------------------------------------------------------------------------------
