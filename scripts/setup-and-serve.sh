@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start: install the build dependencies and QEMU, build the release engine and the tiny guest
+# Quick start: install the build dependencies, QEMU and dnsmasq, build the release engine and the tiny guest
 # (offered as the template `Tiny Linux`), and serve the XenAPI on http://127.0.0.1:8080 with its
 # state in ./var. Extra arguments go to `drover serve` (e.g. --host-driver sim). The admin password is $DROVER_ADMIN_PASSWORD if set on first start,
 # else a random one written to ./var/admin-password.
@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for p in build-essential pkg-config ca-certificates qemu-system-x86 qemu-utils; do
+# dnsmasq-base serves DHCP on networks that hand out addresses; iproute2 makes bridges and taps.
+for p in build-essential pkg-config ca-certificates qemu-system-x86 qemu-utils dnsmasq-base iproute2; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
