@@ -31,17 +31,18 @@ import re
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import XenAPI
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "interop"))
 import networld  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+import vmstart_bench  # noqa: E402
 
 MiB = 1 << 20
 CLONE_NEWNET = 0x40000000
@@ -52,12 +53,6 @@ HOT = {"ip_begin": "10.78.0.1", "ip_end": "10.78.0.200", "netmask": "255.255.255
 
 def log(msg):
     print(f"[{time.monotonic() - T_START:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------------- watchers
@@ -163,57 +158,8 @@ def type_into_console(x, session_id, vm, line):
 # ------------------------------------------------------------------------------------- drover
 
 
-class Drover:
-    def __init__(self, binary, tiny_guest, work, netns):
-        self.binary, self.tiny, self.netns = binary, tiny_guest, netns
-        self.data = os.path.join(work, "data")
-        self.log = os.path.join(work, "drover.log")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.password = "pw"
-        self.proc = None
-
-    def start(self):
-        env = dict(os.environ, DROVER_ADMIN_PASSWORD=self.password)
-        cmd = [self.binary, "serve", "--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}",
-               "--host-driver", "qemu", "--accel", "tcg", "--tiny-guest", self.tiny, "--netns", self.netns]
-        log("starting " + " ".join(cmd))
-        with open(self.log, "ab") as lf:
-            self.proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"drover exited ({self.proc.returncode}) during start-up:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise SystemExit("drover did not become healthy within 60s\n" + self.tail())
-
-    def session(self):
-        s = XenAPI.Session(self.url)
-        s.xenapi.login_with_password("admin", self.password, "1", "network-bench")
-        return s
-
-    def tail(self, n=30):
-        try:
-            with open(self.log, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
+# The engine: the VM start benchmark's, in the world's namespace.
+Drover = vmstart_bench.Drover
 
 
 # ------------------------------------------------------------------------------------- figures

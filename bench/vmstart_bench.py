@@ -257,8 +257,12 @@ def free_port():
 
 
 class Drover:
-    def __init__(self, binary, tiny_guest, work):
-        self.netns = f"drb-{os.getpid()}"  # its networks live here, not in the host's namespace
+    """`drover serve --host-driver qemu` of the benchmarks, its networks and guests in `netns` (an
+    existing namespace), or in a namespace of its own that `start` makes."""
+
+    def __init__(self, binary, tiny_guest, work, netns=None):
+        self.owns_netns = netns is None
+        self.netns = netns or f"drb-{os.getpid()}"
         self.binary = binary
         self.tiny = tiny_guest
         self.data = os.path.join(work, "data")
@@ -274,7 +278,8 @@ class Drover:
         env = dict(os.environ, DROVER_ADMIN_PASSWORD=self.password)
         cmd = [self.binary, "serve", "--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}",
                "--host-driver", "qemu", "--accel", "tcg", "--tiny-guest", self.tiny, "--netns", self.netns]
-        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        if self.owns_netns:
+            subprocess.run(["ip", "netns", "add", self.netns], check=True)
         log("starting " + " ".join(cmd))
         with open(self.log, "ab") as lf:
             self.proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -1070,7 +1075,8 @@ def main():
             if pid != os.getpid():
                 log(f"  killing leftover process {pid}")
                 kill_pid(pid)
-        subprocess.run(["ip", "netns", "del", drover.netns], check=False, stderr=subprocess.DEVNULL)
+        if drover.owns_netns:
+            subprocess.run(["ip", "netns", "del", drover.netns], check=False, stderr=subprocess.DEVNULL)
         for d in drover.run_dirs:
             shutil.rmtree(d, ignore_errors=True)
         if not args.work:

@@ -852,10 +852,9 @@ impl Guest {
         Ok(())
     }
 
-    /// Hot-unplugs the NIC at `device`, waiting for the guest to release it; its tap goes.
-    pub async fn nic_detach(&self, device: &str) -> Result<(), HostError> {
-        let _op = self.nic_ops.lock().await;
-        let n = device
+    /// The position of the guest's NIC at `device`, which must exist.
+    fn nic_at(&self, device: &str) -> Result<u32, HostError> {
+        device
             .parse::<u32>()
             .ok()
             .filter(|n| {
@@ -863,7 +862,13 @@ impl Guest {
                     .iter()
                     .any(|x| cmdline::nic_position(x).ok() == Some(*n))
             })
-            .ok_or_else(|| HostError::Failed(format!("no NIC at position {device}")))?;
+            .ok_or_else(|| HostError::Failed(format!("no NIC at position {device}")))
+    }
+
+    /// Hot-unplugs the NIC at `device`, waiting for the guest to release it; its tap goes.
+    pub async fn nic_detach(&self, device: &str) -> Result<(), HostError> {
+        let _op = self.nic_ops.lock().await;
+        let n = self.nic_at(device)?;
         let (netdev, id) = cmdline::nic_ids(n);
         if !self.device_del(&id).await? {
             return Err(HostError::Failed(format!(
@@ -885,15 +890,7 @@ impl Guest {
     /// or a resume keeps it there. The guest sees no unplug.
     pub async fn nic_move(&self, device: &str, bridge: &str, mtu: u32) -> Result<(), HostError> {
         let _op = self.nic_ops.lock().await;
-        let n = device
-            .parse::<u32>()
-            .ok()
-            .filter(|n| {
-                self.nics()
-                    .iter()
-                    .any(|x| cmdline::nic_position(x).ok() == Some(*n))
-            })
-            .ok_or_else(|| HostError::Failed(format!("no NIC at position {device}")))?;
+        let n = self.nic_at(device)?;
         self.net
             .attach_port(&cmdline::tap_name(&self.paths.run, n), bridge, mtu)
             .await?;

@@ -214,6 +214,19 @@ impl Engine {
         Ok(o)
     }
 
+    /// A PIF of this host whose addresses Drover may set: managed, and not the management
+    /// interface (`PIF_IS_MANAGEMENT_INTERFACE`), which is the host's own.
+    fn configurable_pif(&self, pif: &str) -> Result<std::sync::Arc<Obj>> {
+        let o = self.local_pif(pif)?;
+        if o.bool("management") {
+            return Err(CoreError::PifIsManagementInterface(pif.into()));
+        }
+        if !o.bool("managed") {
+            return Err(CoreError::PifUnmanaged(pif.into()));
+        }
+        Ok(o)
+    }
+
     /// `PIF.introduce`: a PIF (with a network of its own, as `PIF.scan` makes them) for the
     /// host's interface `device`, which must exist (`PIF_DEVICE_NOT_FOUND`), have `MAC` if one
     /// is given (`COULD_NOT_FIND_NETWORK_INTERFACE_WITH_SPECIFIED_DEVICE_NAME_AND_MAC_ADDRESS`)
@@ -377,13 +390,7 @@ impl Engine {
         gateway: &str,
         dns: &str,
     ) -> Result<()> {
-        let o = self.local_pif(pif)?;
-        if o.bool("management") {
-            return Err(CoreError::PifIsManagementInterface(pif.into()));
-        }
-        if !o.bool("managed") {
-            return Err(CoreError::PifUnmanaged(pif.into()));
-        }
+        self.configurable_pif(pif)?;
         let config = match mode {
             "None" => IpConfig::None,
             "DHCP" => IpConfig::Dhcp,
@@ -466,13 +473,7 @@ impl Engine {
         gateway: &str,
         dns: &str,
     ) -> Result<()> {
-        let o = self.local_pif(pif)?;
-        if o.bool("management") {
-            return Err(CoreError::PifIsManagementInterface(pif.into()));
-        }
-        if !o.bool("managed") {
-            return Err(CoreError::PifUnmanaged(pif.into()));
-        }
+        self.configurable_pif(pif)?;
         let config = match mode {
             "None" => Ip6Config::None,
             "Autoconf" => Ip6Config::Autoconf,
