@@ -97,7 +97,10 @@ fi
 # virtio_balloon: memory balloon. ACPI PCI hot plug (acpiphp, CONFIG_HOTPLUG_PCI_ACPI)
 # and PCIe native hot plug (pciehp) are bool options, built into the cloud kernel,
 # as are ACPI CPU hot plug and the ACPI container driver: nothing to load for them.
-MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk failover net_failover virtio_net virtio_console virtio_balloon button evdev"
+# CD drives (config drives) are ide-cd devices on the PIIX IDE controller: libata's
+# ata_piix (over scsi_mod, scsi_common), the SCSI CD driver sr_mod (over cdrom) and
+# the iso9660 filesystem (isofs, Joliet and zisofs built in), each after what it needs.
+MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk failover net_failover virtio_net virtio_console virtio_balloon button evdev scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs"
 
 KCONFIG="$KROOT/boot/config-$KVER"
 for opt in CONFIG_HOTPLUG_PCI_ACPI CONFIG_ACPI_HOTPLUG_CPU CONFIG_HOTPLUG_CPU; do
@@ -368,9 +371,119 @@ check_cpus() {
     echo "DROVER-GUEST cpus=$cnt"
 }
 
+# Static addresses from a config drive: /run/drover-static has one line
+# "mac ip prefix gateway" per NIC (mac in lower case, gateway "-" if none).
+# static_for MAC: prints "ip prefix gateway" of that MAC, fails without one.
+static_for() {
+    [ -f /run/drover-static ] || return 1
+    while read -r sm sip splen sgw; do
+        [ "$sm" = "$1" ] && { echo "$sip $splen $sgw"; return 0; }
+    done < /run/drover-static
+    return 1
+}
+
+# STATIC_DONE: " name/ifindex ..." of the interfaces configured statically.
+STATIC_DONE=" "
+# configure_static IF IP PREFIX GATEWAY: the address (and default route) of IF.
+configure_static() {
+    ip link set "$1" up 2>/dev/null
+    if ip addr add "$2/$3" dev "$1"; then
+        [ "$4" != - ] && ip route add default via "$4" dev "$1" 2>/dev/null
+        echo "DROVER-GUEST static if=$1 ip=$2/$3"
+    else
+        echo "DROVER-GUEST warn static address $2/$3 on $1 failed"
+    fi
+    idx=""
+    { read -r idx < "/sys/class/net/$1/ifindex"; } 2>/dev/null
+    STATIC_DONE="$STATIC_DONE$1/$idx "
+}
+
+# iso_label DEV: the volume label of an ISO 9660 filesystem on DEV (fails if none).
+# (The primary volume descriptor is sector 16: type, "CD001", ..., the label in
+# bytes 40-71, padded with blanks.) An empty drive reads nothing.
+iso_label() {
+    dd if="$1" of=/tmp/pvd bs=2048 skip=16 count=1 2>/dev/null || return 1
+    [ "$(head -c 6 /tmp/pvd | tail -c 5)" = CD001 ] || return 1
+    lbl=$(head -c 72 /tmp/pvd | tail -c 32 | tr -d '\000\n')
+    while [ "${lbl% }" != "$lbl" ]; do lbl=${lbl% }; done
+    echo "$lbl"
+}
+
+# config_drive: mount the CD whose ISO 9660 label is config-2 read-only at
+# /mnt/config, list its files, and configure the NICs drover/network.env names
+# (NIC_COUNT, NICi_MAC, NICi_IP, NICi_PREFIX, NICi_GATEWAY) with static addresses;
+# check_nics runs no DHCP on those. Nothing happens without such a CD.
+config_drive() {
+    # Wait (up to 5 s) for a block device of each CD drive the SCSI layer knows.
+    t=0
+    while [ $t -lt 50 ]; do
+        want=0
+        for f in /sys/bus/scsi/devices/*/type; do
+            v=""
+            { read -r v < "$f"; } 2>/dev/null
+            [ "$v" = 5 ] && want=$((want + 1))
+        done
+        have=0
+        for d in /dev/sr*; do [ -b "$d" ] && have=$((have + 1)); done
+        [ $have -ge $want ] && break
+        sleep 0.1
+        t=$((t + 1))
+    done
+    cd_dev=""
+    for d in /dev/sr*; do
+        [ -b "$d" ] || continue
+        case "$(iso_label "$d")" in config-2|CONFIG-2) cd_dev=$d; break ;; esac
+    done
+    [ -n "$cd_dev" ] || return 0
+    mkdir -p /mnt/config
+    if ! mount -t iso9660 -o ro "$cd_dev" /mnt/config 2>/dev/null; then
+        echo "DROVER-GUEST warn mounting config drive $cd_dev failed"
+        return 0
+    fi
+    (cd /mnt/config && find . -type f | LC_ALL=C sort) | while IFS= read -r f; do
+        echo "DROVER-GUEST configdrive file=${f#./} size=$(wc -c < "/mnt/config/$f")"
+    done
+    env=/mnt/config/drover/network.env
+    if [ -f "$env" ]; then
+        # Only plain KEY=value lines are sourced, in a subshell.
+        tr -d '\r' < "$env" | grep -E '^[A-Za-z_][A-Za-z0-9_]*=[A-Za-z0-9_.:/-]*$' > /run/network.env
+        (
+            . /run/network.env
+            i=0
+            while [ "$i" -lt "${NIC_COUNT:-0}" ] 2>/dev/null; do
+                eval "m=\${NIC${i}_MAC:-} a=\${NIC${i}_IP:-} p=\${NIC${i}_PREFIX:-} g=\${NIC${i}_GATEWAY:-}"
+                [ -n "$m" ] && [ -n "$a" ] && echo "$(echo "$m" | tr A-F a-f) $a ${p:-32} ${g:--}"
+                i=$((i + 1))
+            done
+        ) > /run/drover-static
+        # Wait (up to 5 s) for the interface of each MAC.
+        t=0
+        while [ $t -lt 50 ]; do
+            macs=$(cat /sys/class/net/*/address 2>/dev/null)
+            missing=0
+            while read -r sm _; do
+                case " $(echo $macs) " in *" $sm "*) ;; *) missing=1 ;; esac
+            done < /run/drover-static
+            [ $missing = 0 ] && break
+            sleep 0.1
+            t=$((t + 1))
+        done
+        for i in /sys/class/net/*; do
+            n=${i##*/}
+            mac=""
+            { read -r mac < "$i/address"; } 2>/dev/null
+            [ "$n" != lo ] && cfg=$(static_for "$mac") || continue
+            # shellcheck disable=SC2086 # three words
+            configure_static "$n" $cfg
+        done
+    fi
+    echo "DROVER-GUEST configdrive done"
+}
+
 # check_nics: report each ethN that went away and stop its udhcpc; bring up each
-# new ethN and run udhcpc on it. NICs are told apart by name and ifindex, so a
-# NIC plugged in place of an unplugged one of the same name is a new one.
+# new ethN and run udhcpc on it, or give it its static address from the config
+# drive. NICs are told apart by name and ifindex, so a NIC plugged in place of
+# an unplugged one of the same name is a new one.
 NICS_SEEN=" "
 check_nics() {
     seen=" "
@@ -396,6 +509,12 @@ check_nics() {
         mac=""
         { read -r mac < "$i/address"; } 2>/dev/null
         echo "DROVER-GUEST nic=$n mac=$mac"
+        case "$STATIC_DONE" in *" $n/$idx "*) continue ;; esac
+        if cfg=$(static_for "$mac"); then
+            # shellcheck disable=SC2086 # three words
+            configure_static "$n" $cfg
+            continue
+        fi
         ip link set "$n" up 2>/dev/null
         udhcpc -b -i "$n" -s /etc/udhcpc.script -p "/var/run/udhcpc.$n.pid" </dev/null >/dev/null 2>&1 &
     done
@@ -405,6 +524,7 @@ check_nics() {
 sleep 0.2
 check_disks boot
 check_cpus
+config_drive
 check_nics
 
 acpid -p /var/run/acpid.pid -c /etc/acpi -l /dev/null || echo "DROVER-GUEST warn acpid failed"

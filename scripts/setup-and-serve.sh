@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-# dnsmasq-base serves DHCP on networks that hand out addresses; iproute2 makes bridges and taps.
-for p in build-essential pkg-config ca-certificates qemu-system-x86 qemu-utils dnsmasq-base iproute2; do
+# dnsmasq-base serves DHCP on networks that hand out addresses; iproute2 makes bridges and taps;
+# xorriso makes ISO 9660 config drives.
+for p in build-essential pkg-config ca-certificates qemu-system-x86 qemu-utils dnsmasq-base iproute2 xorriso; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then

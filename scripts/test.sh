@@ -18,10 +18,11 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 say() { printf '\n==> %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------------- system deps
-# dnsmasq-base (the agent's DHCP servers), iproute2 (`ip`: network namespaces, bridges, taps) and
-# busybox-static (the tiny guest; `busybox ping` in the network tests' own namespaces).
+# dnsmasq-base (the agent's DHCP servers), iproute2 (`ip`: network namespaces, bridges, taps),
+# busybox-static (the tiny guest; `busybox ping` in the network tests' own namespaces) and xorriso
+# (the agent's ISO 9660 config drives).
 APT_PKGS=(python3 python3-venv python3-pip build-essential pkg-config ca-certificates curl qemu-system-x86 qemu-utils
-          dnsmasq-base iproute2 busybox-static)
+          dnsmasq-base iproute2 busybox-static xorriso)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -55,9 +56,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"
     python3 -m venv "$VENV" || { echo "error: python3 -m venv failed" >&2; exit 1; }
 fi
-if ! "$VENV/bin/python" -c 'import XenAPI, pytest, requests, websocket' >/dev/null 2>&1; then
-    say "pip install XenAPI pytest requests websocket-client"
-    "$VENV/bin/pip" install -q --disable-pip-version-check XenAPI pytest requests websocket-client || {
+if ! "$VENV/bin/python" -c 'import XenAPI, pytest, requests, websocket, zvmconnector' >/dev/null 2>&1; then
+    say "pip install XenAPI zVMCloudConnector==1.6.3 pytest requests websocket-client"
+    "$VENV/bin/pip" install -q --disable-pip-version-check XenAPI zVMCloudConnector==1.6.3 pytest requests \
+        websocket-client || {
         echo "error: pip install failed" >&2
         exit 1
     }

@@ -89,6 +89,34 @@ pub(crate) async fn qemu_img(args: &[&str]) -> Result<String, HostError> {
     }
 }
 
+/// Makes the ISO 9660 image `out` of the directory tree under `root` with `xorriso`: volume
+/// label `label`, Rock Ridge names (with owners and modes made uniform: root, readable by all)
+/// and Joliet names. Its error output becomes the error.
+pub(crate) async fn make_iso(root: &Path, label: &str, out: &Path) -> Result<(), HostError> {
+    let result = Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-input-charset", "utf-8"])
+        .args(["-V", label, "-r", "-J", "-joliet-long", "-o"])
+        .arg(out)
+        .arg(root)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => HostError::Unsupported(
+                "making ISO images needs xorriso (the Debian package xorriso)".into(),
+            ),
+            _ => HostError::Failed(format!("cannot run xorriso: {e}")),
+        })?;
+    if result.status.success() {
+        Ok(())
+    } else {
+        Err(HostError::Failed(format!(
+            "xorriso: {}",
+            String::from_utf8_lossy(&result.stderr).trim()
+        )))
+    }
+}
+
 /// Creates a qcow2 image of `size` bytes, over `backing` (a file name in the same directory)
 /// when given. The backing file is not opened, so it may be in use by a running guest.
 pub(crate) async fn create_qcow2(

@@ -528,6 +528,20 @@ impl HostDriver for QemuHost {
         self.import_image(sr, image, format, data).await
     }
 
+    async fn image_from_files(
+        &self,
+        sr: &str,
+        name: &str,
+        label: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<ImageInfo, HostError> {
+        self.iso_image(sr, name, label, files).await
+    }
+
+    async fn image_export(&self, sr: &str, image: &str) -> Result<ByteSource, HostError> {
+        self.export_image(sr, image).await
+    }
+
     async fn net_capabilities(&self) -> NetCapabilities {
         self.net.capabilities()
     }

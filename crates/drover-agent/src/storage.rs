@@ -4,7 +4,9 @@
 //! data into a hidden, read-only base file (`.base-<uuid>`) that both the source and the clone use
 //! as their backing file; base files nobody uses any more are deleted. Files being made carry a
 //! hidden scratch name until they are complete, so a crash never leaves a half-made image under a
-//! real name, and scans never see one.
+//! real name, and scans never see one. Config drives are ISO 9660 images (`<name>.iso`) made by
+//! `xorriso` from files staged in a hidden directory; exports of qcow2 images are converted to
+//! an unlinked scratch file read by the caller.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,11 +14,49 @@ use std::path::{Path, PathBuf};
 use drover_host::{ByteSource, HostError, ImageFormat, ImageInfo, StorageInfo};
 use tokio::io::AsyncWriteExt;
 
-use crate::image::{self, allocated, create_qcow2, header, qemu_img, scratch};
+use crate::image::{self, allocated, create_qcow2, header, make_iso, qemu_img, scratch};
 use crate::QemuHost;
 
 /// Bytes kept free for metadata when checking space for a new image.
 const HEADROOM: u64 = 1 << 20;
+
+/// Bytes of an ISO 9660 image besides its files' data, at most, for a few files.
+const ISO_OVERHEAD: u64 = 1 << 20;
+
+/// Prefixes of hidden scratch files and directories: what a crash may leave behind.
+const SCRATCH_FILES: [&str; 3] = [".new-", ".import-", ".export-"];
+const SCRATCH_DIRS: [&str; 1] = [".files-"];
+
+/// A scratch file or directory, removed when dropped (on every path, also when the future
+/// making it is dropped) unless kept.
+struct Scratch(Option<PathBuf>);
+
+impl Scratch {
+    fn new(path: PathBuf) -> Scratch {
+        Scratch(Some(path))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("scratch path")
+    }
+
+    /// It is no scratch any more (it was renamed).
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(&p);
+            } else {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+}
 
 fn io_err(what: impl std::fmt::Display) -> impl Fn(std::io::Error) -> HostError {
     move |e| HostError::Failed(format!("{what}: {e}"))
@@ -83,9 +123,12 @@ impl QemuHost {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let scratch = name.starts_with(".new-") || name.starts_with(".import-");
+                let scratch = SCRATCH_FILES.iter().any(|p| name.starts_with(p));
                 if scratch && !open.contains(&e.path()) {
                     let _ = std::fs::remove_file(e.path());
+                }
+                if SCRATCH_DIRS.iter().any(|p| name.starts_with(p)) {
+                    let _ = std::fs::remove_dir_all(e.path());
                 }
             }
         }
@@ -399,6 +442,96 @@ impl QemuHost {
         result?;
         collect_bases(&dir);
         info_of(&path, location)
+    }
+}
+
+impl QemuHost {
+    /// A read-only ISO 9660 image `<name>.iso` of `files`, replacing one of that name: the
+    /// files are staged in a hidden directory of the SR, the image is made under a scratch name
+    /// and renamed over the old one, so a guest that has the old one open keeps reading it.
+    pub(crate) async fn iso_image(
+        &self,
+        sr: &str,
+        name: &str,
+        label: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<ImageInfo, HostError> {
+        drover_host::check_image_files(name, label, files)?;
+        if name.is_empty() || !is_image_name(name) {
+            return Err(HostError::Failed(format!("bad image name {name:?}")));
+        }
+        let dir = self.sr_dir(sr)?;
+        let location = format!("{name}.iso");
+        let dst = dir.join(&location);
+        if self.image_user(&dst).is_some() {
+            return Err(HostError::ImageInUse(location));
+        }
+        // The staged files and the image: about twice the data.
+        let data: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
+        self.ensure_space(sr, 2 * data + ISO_OVERHEAD)?;
+        let stage = Scratch::new(scratch(&dir, "files"));
+        std::fs::create_dir(stage.path()).map_err(io_err(stage.path().display()))?;
+        for (path, contents) in files {
+            let file = stage.path().join(path);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err(parent.display()))?;
+            }
+            std::fs::write(&file, contents).map_err(io_err(file.display()))?;
+        }
+        let out = Scratch::new(scratch(&dir, "new"));
+        make_iso(stage.path(), label, out.path()).await?;
+        drop(stage);
+        std::fs::File::open(out.path())
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(out.path().display()))?;
+        std::fs::rename(out.path(), &dst).map_err(io_err(dst.display()))?;
+        out.keep();
+        info_of(&dst, &location)
+    }
+
+    /// What a guest sees of an image, as raw bytes: a raw image's own file, or a qcow2 image
+    /// (with its backing chain) converted to an unnamed scratch file, which goes when the
+    /// stream is dropped.
+    pub(crate) async fn export_image(
+        &self,
+        sr: &str,
+        location: &str,
+    ) -> Result<ByteSource, HostError> {
+        let path = self.image_path(sr, location)?;
+        if self.image_user(&path).is_some() {
+            return Err(HostError::ImageInUse(location.into()));
+        }
+        let h = header(&path).map_err(|e| HostError::BadImage {
+            image: location.into(),
+            reason: e.to_string(),
+        })?;
+        if h.format == "raw" {
+            let f = tokio::fs::File::open(&path)
+                .await
+                .map_err(io_err(path.display()))?;
+            return Ok(Box::new(f));
+        }
+        let dir = self.sr_dir(sr)?;
+        // qemu-img writes the raw file sparse: it takes what the chain has allocated.
+        self.ensure_space(sr, chain_allocated(&path))?;
+        let tmp = Scratch::new(scratch(&dir, "export"));
+        qemu_img(&[
+            "convert",
+            "-q",
+            "-f",
+            h.format,
+            "-O",
+            "raw",
+            &path.to_string_lossy(),
+            &tmp.path().to_string_lossy(),
+        ])
+        .await?;
+        let f = tokio::fs::File::open(tmp.path())
+            .await
+            .map_err(io_err(tmp.path().display()))?;
+        // Unlinked: the open file keeps its data until the reader is done with it.
+        drop(tmp);
+        Ok(Box::new(f))
     }
 }
 

@@ -581,3 +581,126 @@ async fn net_second_agent(data: &std::path::Path, ns: &Netns, s: GuestSpec) {
     h.network_remove(BRIDGE).await.unwrap();
     ns.wait_links(&[BRIDGE], 0).await;
 }
+
+const STATIC_IP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_reads_its_config_drive_and_takes_its_static_address() {
+    let data = tempfile::tempdir().unwrap();
+    let ns = Netns::new();
+    let _reaper = Reaper(data.path());
+    let h = host_in(data.path(), Some(&ns)).await;
+    h.sr_attach("sr", "sr").await.unwrap();
+    // DHCP on the network would give NIC 0 an address from the range if the guest asked.
+    h.network_ensure(&NetworkSpec {
+        bridge: BRIDGE.into(),
+        mtu: 1500,
+        uplink: None,
+        dhcp: Some(DhcpSpec {
+            host_address: Ipv4Addr::new(10, 99, 0, 1),
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            range_start: Ipv4Addr::new(10, 99, 0, 100),
+            range_end: Ipv4Addr::new(10, 99, 0, 150),
+            reservations: vec![Reservation {
+                mac: MAC1.into(),
+                ip: IP1,
+            }],
+        }),
+    })
+    .await
+    .unwrap();
+    // NIC 0 is static (its MAC in upper case); NIC 1 is not in the file and keeps DHCP.
+    let env = format!(
+        "NIC_COUNT=1\nNIC0_MAC={}\nNIC0_IP={STATIC_IP}\nNIC0_PREFIX=24\nNIC0_GATEWAY=10.99.0.1\n",
+        MAC0.to_uppercase()
+    );
+    let user_data = b"#cloud-config\nhostname: t\n".to_vec();
+    let iso = h
+        .image_from_files(
+            "sr",
+            "config",
+            "config-2",
+            &[
+                ("drover/network.env".into(), env.clone().into_bytes()),
+                ("openstack/latest/user_data".into(), user_data.clone()),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut s = spec(
+        "cd1",
+        "",
+        vec![DiskSpec {
+            device: "3".into(),
+            sr: "sr".into(),
+            image: iso.location.clone(),
+            read_only: true,
+            cdrom: true,
+        }],
+    );
+    s.nics = vec![nic("0", MAC0), nic("1", MAC1)];
+    h.start(&s, false).await.unwrap();
+
+    console_wait(
+        &h,
+        "cd1",
+        0,
+        &format!(
+            "DROVER-GUEST configdrive file=drover/network.env size={}",
+            env.len()
+        ),
+    )
+    .await;
+    console_wait(
+        &h,
+        "cd1",
+        0,
+        &format!(
+            "DROVER-GUEST configdrive file=openstack/latest/user_data size={}",
+            user_data.len()
+        ),
+    )
+    .await;
+    console_wait(
+        &h,
+        "cd1",
+        0,
+        &format!("DROVER-GUEST static if=eth0 ip={STATIC_IP}/24"),
+    )
+    .await;
+    console_wait(&h, "cd1", 0, "DROVER-GUEST configdrive done").await;
+    console_wait(&h, "cd1", 0, &format!("nic=eth0 mac={MAC0}")).await;
+    console_wait(&h, "cd1", 0, &format!("ip=eth1:{IP1}")).await;
+
+    // The host reaches the guest at its static address (busybox-static's ping), and the guest
+    // agent reports it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &ns.0, "busybox", "ping", "-c", "1", "-W", "1",
+        ])
+        .arg(STATIC_IP.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(Instant::now() < deadline, "no answer from {STATIC_IP}");
+    }
+    metrics_until(&h, "cd1", "the static address of NIC 0", |m| {
+        m.agent
+            .as_ref()
+            .is_some_and(|a| a.networks.get("0/ip") == Some(&STATIC_IP.to_string()))
+    })
+    .await;
+
+    // No DHCP on the static NIC: no lease, no address from the range.
+    let log = String::from_utf8_lossy(&h.console_log("cd1").await.unwrap()).into_owned();
+    assert!(!log.contains("ip=eth0:"), "eth0 ran DHCP:\n{log}");
+    let m = h.guest_metrics("cd1").await.unwrap();
+    assert!(m.nics[0].leased_ipv4.is_empty(), "{m:?}");
+
+    h.shutdown("cd1", true).await.unwrap();
+    h.image_destroy("sr", &iso.location).await.unwrap();
+    h.network_remove(BRIDGE).await.unwrap();
+}

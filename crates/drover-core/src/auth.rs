@@ -125,6 +125,27 @@ impl Engine {
         if !verify_slowly(password, &account.hash).await? {
             return Err(CoreError::AuthenticationFailed);
         }
+        self.open_session(name, &account, originator)
+    }
+
+    /// Opens a session for an API facade that authenticates its own clients (the z/VM
+    /// connector's admin token): it acts as the superuser account, and every operation it runs
+    /// still enters through [`Engine::call`] with this caller.
+    pub fn service_session(&self, originator: &str) -> Result<Caller> {
+        let name = Self::account_name("admin");
+        let account = self
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or(CoreError::AuthenticationFailed)?;
+        let r = self.open_session(name, &account, originator)?;
+        self.authenticate(&r)
+    }
+
+    fn open_session(&self, name: &str, account: &Account, originator: &str) -> Result<Ref> {
+        let role = account.role.as_str();
         let host = self.this_host();
         let r = self.write(|t| {
             t.create(
@@ -135,17 +156,14 @@ impl Engine {
                     ("last_active", Value::DateTime(now())),
                     ("validation_time", Value::DateTime(now())),
                     ("originator", Value::str(originator)),
-                    (
-                        "is_local_superuser",
-                        Value::Bool(account.role == SUPERUSER_ROLE),
-                    ),
+                    ("is_local_superuser", Value::Bool(role == SUPERUSER_ROLE)),
                     ("auth_user_name", Value::str(name)),
                 ],
             )
         })?;
         let info = SessionInfo {
             user: name.to_string(),
-            role: account.role,
+            role: role.to_string(),
             last_active: AtomicI64::new(now()),
             registration: Mutex::new(None),
         };

@@ -433,6 +433,25 @@ impl Engine {
         Ok(())
     }
 
+    /// The guest-visible contents of a VDI as raw bytes, for a caller allowed to copy VDIs.
+    /// The VDI must not be written by a running guest.
+    pub async fn export_vdi(&self, caller: &Caller, vdi: &str) -> Result<ByteSource> {
+        self.check_permission(caller, "VDI", "copy")?;
+        let obj = self.get("VDI", vdi)?;
+        if self.vdi_in_use(vdi) {
+            return Err(CoreError::VdiInUse {
+                vdi: vdi.into(),
+                op: "export".into(),
+            });
+        }
+        let sr = obj.str("SR").to_string();
+        self.require_attached(&sr)?;
+        self.host
+            .image_export(&sr, &image_location(&obj))
+            .await
+            .map_err(|e| self.host_error(e, "export"))
+    }
+
     pub(crate) async fn vdi_action(
         &self,
         _ctx: &Ctx<'_>,
@@ -612,7 +631,7 @@ impl Engine {
 }
 
 /// Records an image's figures on its VDI.
-fn record_sizes(t: &mut Txn, vdi: &str, info: &ImageInfo) -> Result<()> {
+pub(crate) fn record_sizes(t: &mut Txn, vdi: &str, info: &ImageInfo) -> Result<()> {
     t.must("VDI", vdi)?;
     t.set(
         "VDI",

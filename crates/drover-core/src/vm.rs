@@ -1,6 +1,7 @@
 //! The VM power state machine (Halted, Paused, Running, Suspended) and the VM messages.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use drover_host::{DiskSpec, GuestSpec, HostError, ImageFormat};
 use drover_model::{Value, NULL_REF};
@@ -39,6 +40,11 @@ pub enum VmAction {
     CleanShutdown,
     /// Immediate power-off.
     HardShutdown,
+    /// ACPI shutdown, powering the guest off if it has not stopped within `secs` seconds.
+    ShutdownWithin {
+        /// Seconds the guest has to stop by itself.
+        secs: u64,
+    },
     /// Guest-cooperative reboot.
     CleanReboot,
     /// Reset.
@@ -163,6 +169,7 @@ impl VmAction {
             VmAction::Unpause => "unpause",
             VmAction::CleanShutdown => "clean_shutdown",
             VmAction::HardShutdown => "hard_shutdown",
+            VmAction::ShutdownWithin { .. } => "clean_shutdown",
             VmAction::CleanReboot => "clean_reboot",
             VmAction::HardReboot => "hard_reboot",
             VmAction::Suspend => "suspend",
@@ -461,8 +468,12 @@ impl Engine {
             }
             VmAction::Pause => self.simple(ctx, vm, "pause", "Paused").await,
             VmAction::Unpause => self.simple(ctx, vm, "unpause", "Running").await,
-            VmAction::CleanShutdown | VmAction::HardShutdown => {
+            VmAction::CleanShutdown | VmAction::HardShutdown | VmAction::ShutdownWithin { .. } => {
                 let hard = matches!(action, VmAction::HardShutdown);
+                let within = match action {
+                    VmAction::ShutdownWithin { secs } => Some(Duration::from_secs(secs)),
+                    _ => None,
+                };
                 let op = if hard {
                     "hard_shutdown"
                 } else {
@@ -475,6 +486,12 @@ impl Engine {
                 self.guarded(ctx, vm, op, async {
                     if suspended {
                         self.discard_suspend_image(&obj).await?;
+                    } else if let Some(limit) = within {
+                        let clean = tokio::time::timeout(limit, self.host.shutdown(&uuid, false));
+                        if !matches!(clean.await, Ok(Ok(()))) {
+                            self.waiting(&vmr, op, self.host.shutdown(&uuid, true))
+                                .await?;
+                        }
                     } else {
                         self.waiting(&vmr, op, self.host.shutdown(&uuid, hard))
                             .await?;

@@ -273,6 +273,59 @@ pub enum HostError {
     Failed(String),
 }
 
+/// Checks the arguments of [`HostDriver::image_from_files`] as every host does: the label is
+/// 1 to 32 printable ASCII characters, and every path is relative, made of non-empty components
+/// other than `.` and `..`, without NUL or `\\`, and named once.
+pub fn check_image_files(
+    name: &str,
+    label: &str,
+    files: &[(String, Vec<u8>)],
+) -> Result<(), HostError> {
+    let bad = |reason: String| HostError::BadImage {
+        image: name.into(),
+        reason,
+    };
+    if label.is_empty() || label.len() > 32 || !label.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(bad(format!(
+            "volume label {label:?} must be 1 to 32 printable ASCII characters"
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, _) in files {
+        if path.is_empty() || path.starts_with('/') {
+            return Err(bad(format!(
+                "file path {path:?} must be relative and non-empty"
+            )));
+        }
+        if path.contains('\0') || path.contains('\\') {
+            return Err(bad(format!("file path {path:?} has a NUL or backslash")));
+        }
+        if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(bad(format!(
+                "file path {path:?} has an empty, `.` or `..` component"
+            )));
+        }
+        if !seen.insert(path.as_str()) {
+            return Err(bad(format!("file path {path:?} is given twice")));
+        }
+    }
+    // A file cannot also be a directory of another file.
+    for (path, _) in files {
+        let dir = format!("{path}/");
+        if seen
+            .range(dir.as_str()..)
+            .next()
+            .is_some_and(|p| p.starts_with(&dir))
+        {
+            return Err(bad(format!("file path {path:?} is also a directory")));
+        }
+    }
+    Ok(())
+}
+
 /// A disk image on a host's storage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageInfo {
@@ -407,6 +460,21 @@ pub trait HostDriver: Send + Sync {
         format: &str,
         data: ByteSource,
     ) -> Result<ImageInfo, HostError>;
+    /// Makes a read-only ISO 9660 image (Rock Ridge and Joliet names) named after `name` in
+    /// `sr`, with volume label `label`, holding `files` (relative paths with `/` separators,
+    /// contents); the answer says where it is. Used for config drives. An image of that name
+    /// is replaced atomically (a guest that has the old one in a CD drive keeps reading it);
+    /// bad paths or labels are refused as [`HostError::BadImage`] (see [`check_image_files`]).
+    async fn image_from_files(
+        &self,
+        sr: &str,
+        name: &str,
+        label: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<ImageInfo, HostError>;
+    /// The guest-visible contents of an image as raw bytes (a qcow2 image is converted),
+    /// streamed. Refused ([`HostError::ImageInUse`]) while a running guest writes the image.
+    async fn image_export(&self, sr: &str, image: &str) -> Result<ByteSource, HostError>;
 
     /// What the host's kernel can do for networks.
     async fn net_capabilities(&self) -> NetCapabilities;

@@ -344,6 +344,11 @@ fn expect(g: &Guest, uuid: &str, want: GuestState) -> Result<(), HostError> {
 
 /// Bytes a simulated image occupies: metadata only until the guest writes.
 const IMAGE_METADATA: u64 = 192 << 10;
+/// Sector size of an ISO 9660 image.
+const ISO_SECTOR: u64 = 2048;
+/// Bytes of an ISO 9660 image besides its files' data (system area, volume descriptors, path
+/// tables, directories), as `mkisofs -R -J` makes it for a few files.
+const ISO_OVERHEAD: u64 = 352 << 10;
 
 #[async_trait]
 impl HostDriver for SimHost {
@@ -856,6 +861,47 @@ impl HostDriver for SimHost {
         Ok(info)
     }
 
+    async fn image_from_files(
+        &self,
+        sr: &str,
+        name: &str,
+        label: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<ImageInfo, HostError> {
+        crate::check_image_files(name, label, files)?;
+        // An ISO 9660 image: fixed descriptors and directories, then each file in whole
+        // 2 KiB sectors.
+        let size = ISO_OVERHEAD
+            + files
+                .iter()
+                .map(|(_, data)| (data.len() as u64).div_ceil(ISO_SECTOR) * ISO_SECTOR)
+                .sum::<u64>();
+        self.work().await;
+        let mut st = self.state();
+        let sr = Self::sr_mut(&mut st, sr)?;
+        // The new image replaces an old one of that name, so only the difference must fit.
+        let old = sr.images.get(name).map_or(0, |i| i.physical);
+        self.grow(sr, size.saturating_sub(old))?;
+        let img = Image {
+            virtual_size: size,
+            physical: size,
+        };
+        let info = img.info(name);
+        sr.images.insert(name.into(), img);
+        self.save(&st);
+        Ok(info)
+    }
+
+    async fn image_export(&self, sr: &str, image: &str) -> Result<ByteSource, HostError> {
+        // The simulated host keeps no contents: an image reads as zeros.
+        let size = self.image_info(sr, image).await?.virtual_size;
+        self.work().await;
+        Ok(Box::new(tokio::io::AsyncReadExt::take(
+            tokio::io::repeat(0),
+            size,
+        )))
+    }
+
     async fn net_capabilities(&self) -> NetCapabilities {
         self.config.net
     }
@@ -1210,5 +1256,56 @@ mod tests {
         assert_eq!(clone.physical_utilisation, IMAGE_METADATA);
         let err = host.image_create("sr", "many", 1, ImageFormat::Qcow2).await;
         assert!(matches!(err, Err(HostError::StorageFull { .. })), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn iso_images_are_accounted_replaced_and_export_as_zeros() {
+        let host = SimHost::new(SimConfig {
+            sr_capacity: 2 * ISO_OVERHEAD + 3 * ISO_SECTOR,
+            ..Default::default()
+        });
+        host.sr_attach("sr", "").await.unwrap();
+        let files = vec![
+            ("drover/network.env".to_string(), b"NIC_COUNT=0\n".to_vec()),
+            ("a/b".to_string(), vec![1; 2049]),
+        ];
+        let info = host
+            .image_from_files("sr", "cfg", "config-2", &files)
+            .await
+            .unwrap();
+        assert_eq!(info.location, "cfg");
+        assert_eq!(info.virtual_size, ISO_OVERHEAD + 3 * ISO_SECTOR);
+        assert_eq!(info.physical_utilisation, info.virtual_size);
+        // Replacing it needs only the difference.
+        let info = host
+            .image_from_files("sr", "cfg", "config-2", &files[..1])
+            .await
+            .unwrap();
+        assert_eq!(info.virtual_size, ISO_OVERHEAD + ISO_SECTOR);
+        assert_eq!(host.sr_scan("sr").await.unwrap(), vec![info.clone()]);
+        let err = host
+            .image_from_files("sr", "other", "config-2", &files)
+            .await;
+        assert!(matches!(err, Err(HostError::StorageFull { .. })), "{err:?}");
+        for bad in ["/abs", "a/../b", "a//b", ""] {
+            let err = host
+                .image_from_files("sr", "bad", "config-2", &[(bad.into(), vec![])])
+                .await;
+            assert!(
+                matches!(err, Err(HostError::BadImage { .. })),
+                "{bad:?}: {err:?}"
+            );
+        }
+        let mut out = Vec::new();
+        let mut src = host.image_export("sr", "cfg").await.unwrap();
+        tokio::io::AsyncReadExt::read_to_end(&mut src, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out.len() as u64, info.virtual_size);
+        assert!(out.iter().all(|b| *b == 0));
+        assert!(matches!(
+            host.image_export("sr", "none").await,
+            Err(HostError::NoSuchImage(_))
+        ));
     }
 }
