@@ -9,6 +9,7 @@
 mod auth;
 mod bootstrap;
 mod clone;
+mod configdrive;
 mod console;
 pub mod db;
 mod engine;

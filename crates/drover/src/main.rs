@@ -15,7 +15,7 @@ use drover_host::HostDriver;
 #[command(
     name = "drover",
     version,
-    about = "Manage virtual machines through XenAPI"
+    about = "Manage virtual machines through XenAPI and the z/VM Cloud Connector API"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +36,14 @@ enum AccelArg {
     Kvm,
     /// QEMU's translator.
     Tcg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ZvmAuthArg {
+    /// Every request is let in.
+    None,
+    /// Requests need a token from `POST /token`.
+    Token,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -78,6 +86,23 @@ struct ServeArgs {
     /// Memory of the simulated host, in MiB.
     #[arg(long, default_value_t = 262_144)]
     sim_memory_mib: u64,
+    /// Address of the z/VM Cloud Connector REST API (off unless given).
+    #[arg(long, value_name = "HOST:PORT")]
+    zvm_listen: Option<SocketAddr>,
+    /// Address of the z/VM Cloud Connector socket protocol (`ZVMConnector(connection_type=
+    /// 'socket')`; off unless given).
+    #[arg(long, value_name = "HOST:PORT")]
+    zvm_socket_listen: Option<SocketAddr>,
+    /// Authentication of the z/VM REST API: `none`, or `token` with `--zvm-token-file`.
+    #[arg(long, value_enum, default_value = "none")]
+    zvm_auth: ZvmAuthArg,
+    /// File holding the z/VM admin token (`X-Admin-Token`), for `--zvm-auth token`.
+    #[arg(long, value_name = "FILE")]
+    zvm_token_file: Option<PathBuf>,
+    /// Disk pool (`ECKD:name` or `FBA:name`, name = an SR's name) of z/VM disks that name
+    /// none; default: the pool's default SR.
+    #[arg(long, value_name = "POOL")]
+    zvm_disk_pool: Option<String>,
     /// Capacity of each simulated storage repository, in MiB.
     #[arg(long, default_value_t = 4 << 20)]
     sim_sr_capacity_mib: u64,
@@ -180,6 +205,56 @@ fn tiny_guest(args: &ServeArgs) -> Option<PathBuf> {
     dir.join("vmlinuz").is_file().then_some(dir)
 }
 
+/// Starts the z/VM Cloud Connector facade's REST and socket listeners.
+async fn start_zvm(args: &ServeArgs, engine: Arc<Engine>) -> Result<(), String> {
+    let auth = match (args.zvm_auth, &args.zvm_token_file) {
+        (ZvmAuthArg::None, _) => drover_zvm::rest::Auth::None,
+        (ZvmAuthArg::Token, Some(f)) => {
+            let token = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let token = token.trim().to_string();
+            if token.is_empty() {
+                return Err(format!("{}: the admin token file is empty", f.display()));
+            }
+            drover_zvm::rest::Auth::Token(token)
+        }
+        (ZvmAuthArg::Token, None) => {
+            return Err("--zvm-auth token needs --zvm-token-file".into());
+        }
+    };
+    let config = drover_zvm::api::ZvmConfig {
+        work_dir: args.data_dir.join("zvm"),
+        default_pool: args.zvm_disk_pool.clone(),
+        zcc_userid: "ZCCUSER".into(),
+        max_concurrent_deploy_capture: 20,
+    };
+    let backend =
+        Arc::new(drover_zvm::api::Backend::new(engine, config).map_err(|e| e.to_string())?);
+    if let Some(addr) = args.zvm_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let router = drover_zvm::rest::router(backend.clone(), auth);
+        tracing::info!(listen = %addr, "z/VM Cloud Connector REST API ready");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, router).await {
+                tracing::error!("z/VM REST server stopped: {e}");
+            }
+        });
+    }
+    if let Some(addr) = args.zvm_socket_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        tracing::info!(listen = %addr, "z/VM Cloud Connector socket protocol ready");
+        tokio::spawn(async move {
+            if let Err(e) = drover_zvm::socket::serve(l, backend).await {
+                tracing::error!("z/VM socket server stopped: {e}");
+            }
+        });
+    }
+    Ok(())
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -205,6 +280,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("{}: {e}", args.listen))?;
+    if args.zvm_listen.is_some() || args.zvm_socket_listen.is_some() {
+        start_zvm(&args, engine.clone()).await?;
+    }
     tracing::info!(listen = %args.listen, data_dir = %args.data_dir.display(), "XenAPI server ready");
     axum::serve(listener, drover_xenapi::router(engine))
         .await

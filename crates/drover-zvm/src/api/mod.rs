@@ -1,0 +1,231 @@
+//! The backend: the calls of z/VM Cloud Connector's `SDKAPI` (the names and arguments the
+//! socket protocol carries and the REST layer sends on), carried out on Drover's inventory.
+//!
+//! A guest is a VM whose name is its userid, a disk pool is an SR, a minidisk is a VDI with its
+//! virtual device number on the VBD, a vswitch is a network, an image is a VDI of the image
+//! repository SR. Every change enters the core through [`Engine::call`] with the connector's
+//! caller; z/VM's own facts (vdevs, grants, image metadata) live in `other_config` keys with
+//! the `zvm_` prefix, so XenAPI clients see and keep them.
+
+mod args;
+mod cfgdrive;
+mod disk;
+mod guest;
+mod host;
+mod image;
+mod nic;
+mod volume;
+mod vswitch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use drover_core::{Caller, CoreError, Engine, Obj, Op, Reply};
+use serde_json::{Map, Value as Json};
+
+use crate::error::{Module, ZvmError, ZvmResult};
+pub use args::Args;
+
+/// Settings of the connector.
+#[derive(Debug, Clone)]
+pub struct ZvmConfig {
+    /// Where imported images are staged and exported ones are written from, and where
+    /// `PUT /files` keeps uploads.
+    pub work_dir: PathBuf,
+    /// The disk pool (`ECKD:name` or `FBA:name`) of disks that name none; `None` uses the
+    /// pool's default SR.
+    pub default_pool: Option<String>,
+    /// The userid the connector itself runs under, as `host_get_info` reports it.
+    pub zcc_userid: String,
+    /// Deploys and captures that may run at once.
+    pub max_concurrent_deploy_capture: usize,
+}
+
+/// The backend of the REST layer and the socket protocol.
+pub struct Backend {
+    engine: Arc<Engine>,
+    caller: Caller,
+    config: ZvmConfig,
+    disk_copies: tokio::sync::Semaphore,
+}
+
+/// What a module's `dispatch` answers: the call's result, or the call back when the module
+/// has no call of that name.
+type Dispatched<'a> = Result<ZvmResult, Call<'a>>;
+
+impl Backend {
+    /// A backend over `engine`, acting through a service session of the core.
+    pub fn new(engine: Arc<Engine>, config: ZvmConfig) -> Result<Backend, CoreError> {
+        let caller = engine.service_session("z/VM Cloud Connector")?;
+        std::fs::create_dir_all(&config.work_dir)
+            .map_err(|e| CoreError::Internal(format!("{}: {e}", config.work_dir.display())))?;
+        Ok(Backend {
+            disk_copies: tokio::sync::Semaphore::new(config.max_concurrent_deploy_capture),
+            engine,
+            caller,
+            config,
+        })
+    }
+
+    /// The connector's settings.
+    pub fn config(&self) -> &ZvmConfig {
+        &self.config
+    }
+
+    /// Runs the call `api` with positional `args` and keyword `kwargs`.
+    pub async fn call(&self, api: &str, args: Vec<Json>, kwargs: Map<String, Json>) -> ZvmResult {
+        let call = Call { api, args, kwargs };
+        let call = match guest::dispatch(self, call).await {
+            Ok(done) => return done,
+            Err(call) => call,
+        };
+        let call = match disk::dispatch(self, call).await {
+            Ok(done) => return done,
+            Err(call) => call,
+        };
+        let call = match nic::dispatch(self, call).await {
+            Ok(done) => return done,
+            Err(call) => call,
+        };
+        let call = match vswitch::dispatch(self, call).await {
+            Ok(done) => return done,
+            Err(call) => call,
+        };
+        let call = match image::dispatch(self, call).await {
+            Ok(done) => return done,
+            Err(call) => call,
+        };
+        let call = match host::dispatch(self, call).await {
+            Ok(done) => return done,
+            Err(call) => call,
+        };
+        match volume::dispatch(self, call).await {
+            Ok(done) => done,
+            Err(_) => Err(ZvmError::ApiName(api.to_string())),
+        }
+    }
+
+    /// Runs an operation of the core as the connector's caller.
+    async fn op(&self, module: Module, op: Op) -> ZvmResult<Reply> {
+        self.engine
+            .call(&self.caller, op)
+            .await
+            .map_err(|e| core_error(module, e))
+    }
+
+    /// Runs an operation that answers with a reference.
+    async fn op_ref(&self, module: Module, op: Op) -> ZvmResult<String> {
+        match self.op(module, op).await? {
+            Reply::Ref(r) => Ok(r.to_string()),
+            other => Err(ZvmError::internal(
+                module,
+                format!("unexpected reply {other:?}"),
+            )),
+        }
+    }
+
+    /// Sets one field of an object.
+    async fn set(
+        &self,
+        module: Module,
+        class: &str,
+        r: &str,
+        field: &str,
+        value: drover_model::Value,
+    ) -> ZvmResult<()> {
+        self.op(
+            module,
+            Op::SetField {
+                class: class.into(),
+                r: r.into(),
+                field: field.into(),
+                value,
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Sets (or with `None` removes) one `other_config` key of an object.
+    async fn set_other(
+        &self,
+        module: Module,
+        class: &str,
+        r: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> ZvmResult<()> {
+        let obj = self.obj(module, class, r)?;
+        let mut map: Vec<(String, String)> = obj
+            .get("other_config")
+            .as_map()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+                    .filter(|(k, _)| k != key)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(v) = value {
+            map.push((key.to_string(), v.to_string()));
+        }
+        self.set(
+            module,
+            class,
+            r,
+            "other_config",
+            drover_model::Value::string_map(map.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        )
+        .await
+    }
+
+    /// An object of the inventory.
+    fn obj(&self, module: Module, class: &str, r: &str) -> ZvmResult<Arc<Obj>> {
+        self.engine.get(class, r).map_err(|e| core_error(module, e))
+    }
+}
+
+/// One call on its way to the module that handles it.
+pub(crate) struct Call<'a> {
+    api: &'a str,
+    args: Vec<Json>,
+    kwargs: Map<String, Json>,
+}
+
+impl Call<'_> {
+    /// Binds the call's arguments to `params`.
+    fn bind(self, api: &'static str, params: &[args::Param]) -> ZvmResult<Args> {
+        Args::bind(api, params, self.args, self.kwargs)
+    }
+}
+
+/// A value of an object's `other_config`.
+fn other<'a>(obj: &'a Obj, key: &str) -> Option<&'a str> {
+    obj.get("other_config")
+        .map_get(key)
+        .and_then(|v| v.as_str())
+}
+
+/// The core's errors as the connector's: missing objects are 404s of the module, refusals
+/// because of a state are conflicts, the rest are the module's failures.
+fn core_error(module: Module, e: CoreError) -> ZvmError {
+    match e {
+        CoreError::VmBadPowerState { .. } | CoreError::OtherOperationInProgress { .. } => {
+            ZvmError::Conflict {
+                module,
+                rs: 1,
+                msg: e.to_string(),
+            }
+        }
+        CoreError::HandleInvalid { .. } | CoreError::UuidInvalid { .. } => ZvmError::NotExist {
+            module,
+            what: e.to_string(),
+        },
+        CoreError::Internal(_) | CoreError::Store(_) => ZvmError::internal(module, e.to_string()),
+        e => ZvmError::Failed {
+            module,
+            rs: 1,
+            msg: e.to_string(),
+        },
+    }
+}

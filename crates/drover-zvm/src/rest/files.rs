@@ -1,0 +1,114 @@
+//! `PUT /files` (upload a file into the connector's file repository; the answer names it as a
+//! `file://` URL that `image_import` takes) and `POST /files` (download a file of the
+//! repository, such as an exported image). Only files inside the connector's work directory
+//! can be downloaded.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Response, StatusCode};
+use futures_util::TryStreamExt;
+use md5::{Digest, Md5};
+use serde_json::{json, Value as Json};
+use tokio::io::AsyncWriteExt;
+
+use super::reply;
+use crate::api::ZvmConfig;
+use crate::error::{Module, ZvmError};
+
+/// Where uploads go.
+fn repository(config: &ZvmConfig) -> PathBuf {
+    config.work_dir.join("files").join("imported")
+}
+
+fn failed(rs: i64) -> ZvmError {
+    ZvmError::Failed {
+        module: Module::File,
+        rs,
+        msg: if rs == 1 {
+            "File import operation failed".into()
+        } else {
+            "File export operation failed".into()
+        },
+    }
+}
+
+/// `PUT /files`.
+pub async fn import(config: &ZvmConfig, body: Body) -> Response<Body> {
+    let result = store(config, body).await.map_err(|e| {
+        tracing::warn!("file import failed: {e}");
+        failed(1)
+    });
+    reply::result(&result, reply::Mapper::Plain)
+}
+
+async fn store(config: &ZvmConfig, body: Body) -> std::io::Result<Json> {
+    let dir = repository(config);
+    tokio::fs::create_dir_all(&dir).await?;
+    let name = format!(
+        "{:016x}{:08x}",
+        drover_core::now() as u64,
+        std::process::id() ^ rand_u32()
+    );
+    let path = dir.join(&name);
+    let mut out = tokio::fs::File::create(&path).await?;
+    let mut md5 = Md5::new();
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    let written: std::io::Result<()> = async {
+        while let Some(chunk) = stream.try_next().await.map_err(std::io::Error::other)? {
+            md5.update(&chunk);
+            size += chunk.len() as u64;
+            out.write_all(&chunk).await?;
+        }
+        out.sync_all().await
+    }
+    .await;
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(e);
+    }
+    Ok(json!({
+        "filesize_in_bytes": size,
+        "dest_url": format!("file://{}", path.display()),
+        "md5sum": format!("{:x}", md5.finalize()),
+    }))
+}
+
+/// A number that differs between uploads of one second.
+fn rand_u32() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(0x9e37_79b9, Ordering::Relaxed)
+}
+
+/// `POST /files` with `{"source_file": path}`.
+pub async fn export(config: &ZvmConfig, body: &Json) -> Response<Body> {
+    let Some(source) = body.get("source_file").and_then(|v| v.as_str()) else {
+        return reply::result(&Err(failed(2)), reply::Mapper::Plain);
+    };
+    match open_inside(&config.work_dir, Path::new(source)).await {
+        Some(file) => {
+            let mut r = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(file)));
+            *r.status_mut() = StatusCode::OK;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
+        }
+        None => reply::result(&Err(failed(2)), reply::Mapper::Plain),
+    }
+}
+
+/// Opens `path` if it is a file inside `root`.
+async fn open_inside(root: &Path, path: &Path) -> Option<tokio::fs::File> {
+    let root = tokio::fs::canonicalize(root).await.ok()?;
+    let real = tokio::fs::canonicalize(path).await.ok()?;
+    if !real.starts_with(&root) || !tokio::fs::metadata(&real).await.ok()?.is_file() {
+        return None;
+    }
+    tokio::fs::File::open(real).await.ok()
+}
