@@ -125,6 +125,19 @@ def test_documented_flow_on_a_real_guest(zvm, zx, tmp_path):
     assert any(l.startswith("NICDEF 1000 TYPE QDIO LAN SYSTEM VSWFLOW") for l in direct), direct
     assert any(l.startswith("MDISK 0100 3390") for l in direct), direct
 
+    # Real metrics: the guest's CPU time and its NIC's counters, as the monitor reads them.
+    deadline = time.monotonic() + 30
+    while True:
+        stats = zvm("guest_inspect_stats", "ZFLOW1")["ZFLOW1"]
+        vnics = zvm("guest_inspect_vnics", "ZFLOW1").get("ZFLOW1", [])
+        if stats["used_cpu_time_us"] > 0 and vnics:
+            break
+        assert time.monotonic() < deadline, (stats, vnics)
+        time.sleep(1)
+    assert stats["guest_cpus"] == 1 and stats["max_mem_kb"] == 128 * 1024, stats
+    assert vnics[0]["vswitch_name"] == "VSWFLOW" and vnics[0]["nic_vdev"] == "1000", vnics
+    assert zvm("guest_get_info", "ZFLOW1")["cpu_time_us"] > 0
+
     # The guest is a VM of the same inventory: XenAPI sees it running.
     [vm] = zx.VM.get_by_name_label("ZFLOW1")
     assert zx.VM.get_power_state(vm) == "Running"

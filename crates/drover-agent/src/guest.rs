@@ -1107,11 +1107,13 @@ impl Guest {
             ),
         };
         let vcpus = now.cpu_ticks.len() as u32;
+        let cpu_time_us = (now.cpu_ticks.iter().sum::<u64>() as f64 / clock_ticks() * 1e6) as u64;
         *last = Some(now);
         Ok(GuestMetrics {
             memory_actual,
             vcpus,
             vcpu_utilisation,
+            cpu_time_us,
             disks,
             nics,
             agent: self.agent.lock().expect("agent lock").clone(),

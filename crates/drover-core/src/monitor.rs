@@ -261,6 +261,10 @@ fn record_guest(t: &mut Txn, vm: &str, m: &GuestMetrics) -> Result<()> {
         ] {
             t.set("VM_metrics", metrics, field, v)?;
         }
+        let cpu = m.cpu_time_us.to_string();
+        t.update("VM_metrics", metrics, "other_config", |c| {
+            c.map_insert(Value::str("cpu_time_us"), Value::str(cpu));
+        })?;
     }
     for (vbd, i) in reported_vbds(t, vm, m)? {
         let metrics = t.must("VBD", &vbd)?.str("metrics").to_string();
@@ -286,6 +290,16 @@ fn record_guest(t: &mut Txn, vm: &str, m: &GuestMetrics) -> Result<()> {
             ] {
                 t.set("VIF_metrics", &metrics, field, v)?;
             }
+            t.update("VIF_metrics", &metrics, "other_config", |c| {
+                for (k, n) in [
+                    ("rx_bytes", nic.rx_bytes),
+                    ("tx_bytes", nic.tx_bytes),
+                    ("rx_errors", nic.rx_errors),
+                    ("tx_errors", nic.tx_errors),
+                ] {
+                    c.map_insert(Value::str(k), Value::str(n.to_string()));
+                }
+            })?;
         }
         // A static configuration (`VIF.configure_ipv4`) is the administrator's, not a report.
         if t.must("VIF", &vif)?.str("ipv4_configuration_mode") == "Static" {
@@ -402,6 +416,7 @@ mod tests {
             memory_actual: 1 << 30,
             vcpus: 2,
             vcpu_utilisation: vec![0.5, 0.25],
+            cpu_time_us: 1_500_000,
             disks: vec![
                 DiskIo {
                     device: "0".into(),
@@ -426,6 +441,10 @@ mod tests {
         let get = |class: &str, r: &str| db.get(class, r).unwrap().clone();
         let vm_metrics = get("VM_metrics", get("VM", &vm).str("metrics"));
         assert_eq!(vm_metrics.int("memory_actual"), 1 << 30);
+        assert_eq!(
+            vm_metrics.get("other_config").map_get("cpu_time_us"),
+            Some(&Value::str("1500000"))
+        );
         assert_eq!(vm_metrics.int("VCPUs_number"), 2);
         let io = get("VBD_metrics", get("VBD", &vbd).str("metrics"));
         assert_eq!(io.get("io_read_kbs"), &Value::Float(1.5));

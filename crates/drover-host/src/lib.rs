@@ -107,6 +107,8 @@ pub struct GuestMetrics {
     pub vcpus: u32,
     /// Utilisation of each virtual CPU, 0..1.
     pub vcpu_utilisation: Vec<f64>,
+    /// CPU time the guest's virtual CPUs have used since it started, microseconds.
+    pub cpu_time_us: u64,
     /// Throughput of each disk, by device position.
     pub disks: Vec<DiskIo>,
     /// Traffic of each network interface, by device position.

@@ -578,6 +578,7 @@ impl HostDriver for SimHost {
                 memory_actual: g.memory,
                 vcpus: g.vcpus,
                 vcpu_utilisation: vec![busy; g.vcpus as usize],
+                cpu_time_us: (g.started.elapsed().as_micros() as u64 / 20) * g.vcpus as u64,
                 ..GuestMetrics::default()
             })
         })

@@ -424,12 +424,12 @@ fn userid_list(a: &Args) -> ZvmResult<Vec<String>> {
     Ok(out)
 }
 
-/// A `VIF_metrics` rate in KiB/s as bytes per second.
-fn bytes_per_second(metrics: Option<&Obj>, field: &str) -> i64 {
-    match metrics.map(|m| m.get(field)) {
-        Some(Value::Float(kbs)) => (kbs * 1024.0).round() as i64,
-        _ => 0,
-    }
+/// A cumulative counter the monitor keeps in `VIF_metrics.other_config`.
+fn counter(metrics: Option<&Obj>, key: &str) -> i64 {
+    metrics
+        .and_then(|m| other(m, key))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Backend {
@@ -895,9 +895,9 @@ impl Backend {
 
     /// `guest_inspect_vnics`: the coupled NICs of the running guests among those asked for
     /// (a guest without one is left out, as z/VM's vswitch statistics do not name it).
-    /// Drover's inventory keeps each VIF's throughput (`VIF_metrics.io_read_kbs` and
-    /// `io_write_kbs`), not z/VM's cumulative counters: `nic_rx` and `nic_tx` are the bytes per
-    /// second of the latest reading, the frame, discard and error counts are 0.
+    /// `nic_rx`/`nic_tx` and the error counts are the guest NIC's cumulative byte and error
+    /// counters as the monitor last read them (`VIF_metrics.other_config`); the host does not
+    /// count frames or discards per NIC, so those are 0.
     fn inspect_vnics(&self, a: &Args) -> ZvmResult {
         let mut out = Map::new();
         for userid in userid_list(a)? {
@@ -924,10 +924,10 @@ impl Backend {
                     "nic_fr_tx": 0,
                     "nic_fr_rx_dsc": 0,
                     "nic_fr_tx_dsc": 0,
-                    "nic_fr_rx_err": 0,
-                    "nic_fr_tx_err": 0,
-                    "nic_rx": bytes_per_second(metrics.as_deref(), "io_read_kbs"),
-                    "nic_tx": bytes_per_second(metrics.as_deref(), "io_write_kbs"),
+                    "nic_fr_rx_err": counter(metrics.as_deref(), "rx_errors"),
+                    "nic_fr_tx_err": counter(metrics.as_deref(), "tx_errors"),
+                    "nic_rx": counter(metrics.as_deref(), "rx_bytes"),
+                    "nic_tx": counter(metrics.as_deref(), "tx_bytes"),
                 }));
             }
             if !entries.is_empty() {
