@@ -260,8 +260,9 @@ class Drover:
     """`drover serve --host-driver qemu` of the benchmarks, its networks and guests in `netns` (an
     existing namespace), or in a namespace of its own that `start` makes."""
 
-    def __init__(self, binary, tiny_guest, work, netns=None):
+    def __init__(self, binary, tiny_guest, work, netns=None, extra_args=()):
         self.owns_netns = netns is None
+        self.extra_args = list(extra_args)
         self.netns = netns or f"drb-{os.getpid()}"
         self.binary = binary
         self.tiny = tiny_guest
@@ -277,7 +278,8 @@ class Drover:
     def start(self):
         env = dict(os.environ, DROVER_ADMIN_PASSWORD=self.password)
         cmd = [self.binary, "serve", "--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}",
-               "--host-driver", "qemu", "--accel", "tcg", "--tiny-guest", self.tiny, "--netns", self.netns]
+               "--host-driver", "qemu", "--accel", "tcg", "--tiny-guest", self.tiny, "--netns", self.netns,
+               *self.extra_args]
         if self.owns_netns:
             subprocess.run(["ip", "netns", "add", self.netns], check=True)
         log("starting " + " ".join(cmd))
