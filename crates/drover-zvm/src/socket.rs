@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::api::Backend;
 use crate::error::{Module, ZvmError};
 use crate::pyjson::dumps;
-use crate::rest::envelope;
+use crate::rest::{envelope, jsonerr};
 
 /// The largest request read.
 const REQUEST_LIMIT: usize = 16 << 20;
@@ -22,14 +22,18 @@ pub async fn serve(listener: TcpListener, backend: Arc<Backend>) -> std::io::Res
         let (stream, peer) = listener.accept().await?;
         let backend = backend.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_one(stream, &backend).await {
+            if let Err(e) = serve_one(stream, peer, &backend).await {
                 tracing::debug!(%peer, "z/VM socket request failed: {e}");
             }
         });
     }
 }
 
-async fn serve_one(mut stream: TcpStream, backend: &Backend) -> std::io::Result<()> {
+async fn serve_one(
+    mut stream: TcpStream,
+    peer: std::net::SocketAddr,
+    backend: &Backend,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
     let request: Option<Json> = loop {
@@ -53,22 +57,65 @@ async fn serve_one(mut stream: TcpStream, backend: &Backend) -> std::io::Result<
                 (Some(Json::String(name)), Some(Json::Array(args)), Some(Json::Object(kwargs))) => {
                     backend.call(&name, args, kwargs).await
                 }
-                _ => Err(bad_input(&buf)),
+                _ => Err(bad_input(peer, &buf)),
             }
         }
-        _ => Err(bad_input(&buf)),
+        Some(_) => Err(bad_input(peer, &buf)),
+        None => Err(
+            match std::str::from_utf8(&buf)
+                .ok()
+                .and(jsonerr::python_error(&buf))
+            {
+                // What the original's `json.loads` raises, caught as an unexpected exception.
+                Some(e) => unexpected(peer, &format!("JSONDecodeError({})", py_repr(&e))),
+                None => bad_input(peer, &buf),
+            },
+        ),
     };
     let body = dumps(&envelope(&result));
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
 }
 
-fn bad_input(data: &[u8]) -> ZvmError {
+/// The original's answer to a request that is JSON but not `[name, args, kwargs]`.
+fn bad_input(peer: std::net::SocketAddr, data: &[u8]) -> ZvmError {
     ZvmError::internal(
         Module::SdkServer,
         format!(
-            "SDK server got wrong input: '{}' from client.",
+            "({}:{}) SDK server got wrong input: '{}' from client.",
+            peer.ip(),
+            peer.port(),
             String::from_utf8_lossy(data)
         ),
     )
+}
+
+/// The original's answer to an exception it did not expect.
+fn unexpected(peer: std::net::SocketAddr, repr: &str) -> ZvmError {
+    ZvmError::internal(
+        Module::SdkServer,
+        format!(
+            "({}:{}) SDK server got unexpected exception: {repr}",
+            peer.ip(),
+            peer.port()
+        ),
+    )
+}
+
+/// Python's `repr` of a string of printable ASCII.
+fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(quote);
+    for c in s.chars() {
+        if c == '\\' || c == quote {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push(quote);
+    out
 }

@@ -25,7 +25,7 @@ use serde_json::{json, Value as Json};
 
 use super::guest::is_on;
 use super::nic::cidr_prefix;
-use super::{core_error, other, Backend};
+use super::{core_error, other, Backend, NewVbd, VBD_POSITIONS};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 /// The module config drive errors are raised by (the original's deploy).
@@ -36,8 +36,6 @@ const LABEL: &str = "config-2";
 const DRIVE: &str = "zvm_config_drive";
 /// The lowest VBD position of the drive (the ones below are the first minidisks').
 const FIRST_POSITION: u32 = 3;
-/// VBD positions a VM has.
-const POSITIONS: u32 = 16;
 
 /// Held while a config drive is rebuilt, so that a guest gets one drive.
 static DRIVE_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -156,15 +154,7 @@ impl Backend {
             let position = self.drive_position(&obj)?;
             let vdi = self.make_drive(&sr, &name, files, None).await?;
             if let Err(e) = self.add_drive(vm, &vdi, position).await {
-                let _ = self
-                    .op(
-                        G,
-                        Op::Destroy {
-                            class: "VDI".into(),
-                            r: vdi,
-                        },
-                    )
-                    .await;
+                let _ = self.destroy(G, "VDI", &vdi).await;
                 return Err(e);
             }
             return Ok(());
@@ -181,14 +171,7 @@ impl Backend {
             // A drive made while the guest ran: the guest has no such device to change media
             // in, so the record is made again with the new medium for its next start.
             let position: u32 = vbd.str("userdevice").parse().unwrap_or(FIRST_POSITION);
-            self.op(
-                G,
-                Op::Destroy {
-                    class: "VBD".into(),
-                    r: vbd.r.to_string(),
-                },
-            )
-            .await?;
+            self.destroy(G, "VBD", &vbd.r).await?;
             let vdi = match self.make_drive(&sr, &name, files, replace.as_deref()).await {
                 Ok(vdi) => vdi,
                 Err(e) => {
@@ -335,15 +318,7 @@ impl Backend {
 
     /// The first VBD position from [`FIRST_POSITION`] the VM does not use.
     fn drive_position(&self, vm: &Obj) -> ZvmResult<u32> {
-        let used: Vec<String> = self.engine.read(|db| {
-            vm.refs("VBDs")
-                .iter()
-                .filter_map(|b| db.get("VBD", b))
-                .map(|b| b.str("userdevice").to_string())
-                .collect()
-        });
-        (FIRST_POSITION..POSITIONS)
-            .find(|p| !used.contains(&p.to_string()))
+        self.free_device_position(vm, "VBD", FIRST_POSITION..VBD_POSITIONS)
             .ok_or_else(|| {
                 ZvmError::internal(G, "the guest has no free position for its config drive")
             })
@@ -366,24 +341,16 @@ impl Backend {
 
     /// The read-only CD drive holding the config drive `vdi`.
     async fn add_drive(&self, vm: &str, vdi: &str, position: u32) -> ZvmResult<()> {
-        self.op(
-            G,
-            Op::Create {
-                class: "VBD".into(),
-                fields: vec![
-                    ("VM".into(), Value::str(vm)),
-                    ("VDI".into(), Value::str(vdi)),
-                    ("userdevice".into(), Value::str(position.to_string())),
-                    ("bootable".into(), Value::Bool(false)),
-                    ("mode".into(), Value::str("RO")),
-                    ("type".into(), Value::str("CD")),
-                    ("empty".into(), Value::Bool(false)),
-                    ("other_config".into(), Value::string_map([(DRIVE, "true")])),
-                ],
-            },
-        )
-        .await
-        .map(|_| ())
+        let drive = NewVbd {
+            vm,
+            vdi,
+            userdevice: &position.to_string(),
+            bootable: false,
+            cd: true,
+            read_only: true,
+            other_config: Value::string_map([(DRIVE, "true")]),
+        };
+        self.create_vbd(G, drive).await.map(|_| ())
     }
 }
 

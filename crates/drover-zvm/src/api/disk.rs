@@ -195,6 +195,24 @@ fn parse_units(size: &str, kind: PoolKind) -> Option<i64> {
     Some((b + kind.unit() - 1) / kind.unit())
 }
 
+/// A size given as a count of cylinders (ECKD) or blocks (FBA) as the original restates it in
+/// its answer: megabytes, or gigabytes above 1024 M, with one decimal (`200` cylinders are
+/// `140.6M`); `None` for sizes with a unit, which it leaves alone.
+fn restated_size(size: &str, kind: PoolKind) -> Option<String> {
+    let s = size.trim().to_ascii_uppercase();
+    if s.ends_with('M') || s.ends_with('G') {
+        return None;
+    }
+    let count: i64 = s.parse().ok()?;
+    let mut value = (count * kind.unit()) as f64 / 1024.0 / 1024.0;
+    let mut unit = "M";
+    if value > 1024.0 {
+        value /= 1024.0;
+        unit = "G";
+    }
+    Some(format!("{value:.1}{unit}"))
+}
+
 impl Backend {
     /// The pool `ECKD:name`/`FBA:name`, or the default one for `None`.
     pub(super) fn pool(&self, spec: Option<&str>) -> ZvmResult<Pool> {
@@ -426,10 +444,24 @@ impl Backend {
                 )
                 .await?;
             }
+            // As the original's `add_mdisks` answers: the pool (the given one, else the
+            // default), the vdev, and a size given as a count of cylinders or blocks
+            // restated as `%.1fM` or `%.1fG`.
             let mut given = p.given.clone();
             if let Json::Object(m) = &mut given {
+                if m.get("disk_pool")
+                    .is_none_or(|v| v.as_str().is_none_or(str::is_empty))
+                {
+                    m.insert("disk_pool".into(), json!(pool_label));
+                }
                 m.insert("vdev".into(), json!(vdev));
-                m.insert("disk_pool".into(), json!(pool_label));
+                if let Some(size) = m
+                    .get("size")
+                    .and_then(|s| s.as_str())
+                    .and_then(|s| restated_size(s, p.pool.kind))
+                {
+                    m.insert("size".into(), json!(size));
+                }
             }
             out.push(given);
         }
@@ -552,6 +584,24 @@ mod tests {
         assert_eq!(parse_units("512M", PoolKind::Fba), Some(1_048_576));
         assert_eq!(parse_units("0", PoolKind::Fba), None);
         assert_eq!(parse_units("x", PoolKind::Fba), None);
+    }
+
+    #[test]
+    fn counted_sizes_are_restated_as_the_original_does() {
+        assert_eq!(
+            restated_size("200", PoolKind::Eckd).as_deref(),
+            Some("140.6M")
+        );
+        assert_eq!(
+            restated_size("3338", PoolKind::Eckd).as_deref(),
+            Some("2.3G")
+        );
+        assert_eq!(
+            restated_size("2097152", PoolKind::Fba).as_deref(),
+            Some("1024.0M")
+        );
+        assert_eq!(restated_size("1g", PoolKind::Eckd), None);
+        assert_eq!(restated_size("512M", PoolKind::Fba), None);
     }
 
     #[test]

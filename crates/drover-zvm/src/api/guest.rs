@@ -283,7 +283,23 @@ impl Backend {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "OSDFLT".into())
             .to_uppercase();
-        let plans = self.plan_disks(&a.list("disk_list")?, &[])?;
+        // The original never formats a root disk marked `is_boot_disk` (it sets its `format`
+        // to `none` before it makes the disks, so the answer says so too).
+        let mut disk_list = a.list("disk_list")?;
+        if let Some(Json::Object(root)) = disk_list.first_mut() {
+            let valid = |f: &Json| {
+                f.as_str().is_some_and(|f| {
+                    ["ext2", "ext3", "ext4", "xfs", "swap", "none"]
+                        .contains(&f.to_ascii_lowercase().as_str())
+                })
+            };
+            if root.get("is_boot_disk").is_some_and(py_truthy)
+                && root.get("format").is_none_or(valid)
+            {
+                root.insert("format".into(), json!("none"));
+            }
+        }
+        let plans = self.plan_disks(&disk_list, &[])?;
         if self.guest(&userid).is_ok() {
             return Err(ZvmError::Smt {
                 rc: 400,
@@ -555,7 +571,8 @@ impl Backend {
     async fn live_migrate(&self, a: Args) -> ZvmResult {
         let userid = a.userid("userid")?;
         let destination = a.str("destination")?;
-        let action = a.str("lgr_action")?;
+        // The original compares `lgr_action.lower()`.
+        let action = a.str("lgr_action")?.to_lowercase();
         self.active_guest(&userid)?;
         if !matches!(action.as_str(), "move" | "test") {
             return Err(ZvmError::ArgFormat(format!(
@@ -831,6 +848,18 @@ fn userid_list(a: &Args) -> ZvmResult<Vec<String>> {
         .into_iter()
         .map(|u| userid_of(&u).ok_or_else(|| ZvmError::ArgFormat(format!("{u} is not a userid"))))
         .collect()
+}
+
+/// Whether Python takes a JSON value for true.
+fn py_truthy(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::Bool(b) => *b,
+        Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Json::String(s) => !s.is_empty(),
+        Json::Array(a) => !a.is_empty(),
+        Json::Object(o) => !o.is_empty(),
+    }
 }
 
 /// A memory size such as `512m` or `4G`, in bytes.

@@ -17,10 +17,12 @@ mod nic;
 mod volume;
 mod vswitch;
 
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use drover_core::{Caller, CoreError, Engine, Obj, Op, Reply};
+use drover_core::{Caller, CoreError, Engine, Obj, Op, Reply, VbdAction};
+use drover_model::Value;
 use serde_json::{Map, Value as Json};
 
 use crate::error::{Module, ZvmError, ZvmResult};
@@ -131,7 +133,7 @@ impl Backend {
         class: &str,
         r: &str,
         field: &str,
-        value: drover_model::Value,
+        value: Value,
     ) -> ZvmResult<()> {
         self.op(
             module,
@@ -174,15 +176,138 @@ impl Backend {
             class,
             r,
             "other_config",
-            drover_model::Value::string_map(map.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            Value::string_map(map.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         )
         .await
+    }
+
+    /// Sets (`Some`) or removes (`None`) several `other_config` keys of an object at once.
+    async fn set_others(
+        &self,
+        module: Module,
+        class: &str,
+        r: &str,
+        changes: &[(&str, Option<&str>)],
+    ) -> ZvmResult<()> {
+        let obj = self.obj(module, class, r)?;
+        let mut map = obj.get("other_config").clone();
+        for (key, value) in changes {
+            map.map_remove(&Value::str(*key));
+            if let Some(v) = value {
+                map.map_insert(Value::str(*key), Value::str(*v));
+            }
+        }
+        if map == *obj.get("other_config") {
+            return Ok(());
+        }
+        self.set(module, class, r, "other_config", map).await
+    }
+
+    /// Destroys an object.
+    async fn destroy(&self, module: Module, class: &str, r: &str) -> ZvmResult<()> {
+        self.op(
+            module,
+            Op::Destroy {
+                class: class.into(),
+                r: r.into(),
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Unplugs a VBD from its VM when plugged there and the VM is logged on, then destroys it.
+    async fn remove_vbd(&self, module: Module, vm: &Obj, vbd: &Obj) -> ZvmResult<()> {
+        if vbd.bool("currently_attached") && guest::is_on(vm) {
+            self.op(
+                module,
+                Op::Vbd {
+                    vbd: vbd.r.to_string(),
+                    action: VbdAction::Unplug,
+                },
+            )
+            .await?;
+        }
+        self.destroy(module, "VBD", &vbd.r).await
+    }
+
+    /// Makes a VBD; answers its reference.
+    async fn create_vbd(&self, module: Module, v: NewVbd<'_>) -> ZvmResult<String> {
+        self.op_ref(
+            module,
+            Op::Create {
+                class: "VBD".into(),
+                fields: vec![
+                    ("VM".into(), Value::str(v.vm)),
+                    ("VDI".into(), Value::str(v.vdi)),
+                    ("userdevice".into(), Value::str(v.userdevice)),
+                    ("bootable".into(), Value::Bool(v.bootable)),
+                    (
+                        "mode".into(),
+                        Value::str(if v.read_only { "RO" } else { "RW" }),
+                    ),
+                    ("type".into(), Value::str(if v.cd { "CD" } else { "Disk" })),
+                    ("empty".into(), Value::Bool(false)),
+                    ("other_config".into(), v.other_config),
+                ],
+            },
+        )
+        .await
+    }
+
+    /// The lowest of `positions` that no device of the VM takes: a VBD's `userdevice` for
+    /// `class` `VBD`, a VIF's `device` for `VIF`.
+    fn free_device_position(&self, vm: &Obj, class: &str, positions: Range<u32>) -> Option<u32> {
+        let (refs, field) = match class {
+            "VIF" => ("VIFs", "device"),
+            _ => ("VBDs", "userdevice"),
+        };
+        let used: Vec<String> = self.engine.read(|db| {
+            vm.refs(refs)
+                .iter()
+                .filter_map(|r| db.get(class, r))
+                .map(|d| d.str(field).to_string())
+                .collect()
+        });
+        positions
+            .into_iter()
+            .find(|p| !used.contains(&p.to_string()))
+    }
+
+    /// The guests of `userids` that exist and are logged on, in that order.
+    fn running_guests(&self, userids: Vec<String>) -> Vec<Arc<Obj>> {
+        userids
+            .iter()
+            .filter_map(|u| self.guest(u).ok())
+            .filter(|vm| guest::is_on(vm))
+            .collect()
     }
 
     /// An object of the inventory.
     fn obj(&self, module: Module, class: &str, r: &str) -> ZvmResult<Arc<Obj>> {
         self.engine.get(class, r).map_err(|e| core_error(module, e))
     }
+}
+
+/// VBD positions a VM has (`userdevice` `0` to `15`).
+const VBD_POSITIONS: u32 = 16;
+
+/// A VBD to make: a disk or CD drive of a VM, holding a VDI.
+struct NewVbd<'a> {
+    /// The VM.
+    vm: &'a str,
+    /// The VDI.
+    vdi: &'a str,
+    /// Its position.
+    userdevice: &'a str,
+    /// Whether the VM boots from it.
+    bootable: bool,
+    /// A CD drive (`type` `CD`), else a disk.
+    cd: bool,
+    /// Read-only (`mode` `RO`), else read-write.
+    read_only: bool,
+    /// Its `other_config` (a map).
+    other_config: Value,
 }
 
 /// One call on its way to the module that handles it.

@@ -326,14 +326,7 @@ impl Backend {
         for vif in net.refs("VIFs") {
             self.uncouple_vif(&vif).await?;
         }
-        self.op(
-            N,
-            Op::Destroy {
-                class: "network".into(),
-                r: net.r.to_string(),
-            },
-        )
-        .await?;
+        self.destroy(N, "network", &net.r).await?;
         Ok(Json::Null)
     }
 

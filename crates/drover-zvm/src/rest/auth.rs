@@ -1,7 +1,10 @@
 //! Token authentication as the original's `auth = token`: `POST /token` with the admin token
 //! (`X-Admin-Token`, equal to the admin token file's content) returns a JWT (HS256, signed
 //! with the admin token, expiring after an hour) in `X-Auth-Token`, which every other request
-//! must carry.
+//! must carry — on every route, `GET /` included, as the original's `tokens.validate` wraps
+//! every handler. A token passes as PyJWT 1 (which the original was written for) let it:
+//! signed with the admin token by an HMAC algorithm, and not expired if it says when it
+//! expires.
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -20,7 +23,8 @@ pub enum Auth {
 
 #[derive(Serialize, Deserialize)]
 struct Claims {
-    exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
 }
 
 impl Auth {
@@ -33,7 +37,7 @@ impl Auth {
                     return None;
                 }
                 let claims = Claims {
-                    exp: drover_core::now() + TOKEN_LIFETIME,
+                    exp: Some(drover_core::now() + TOKEN_LIFETIME),
                 };
                 encode(
                     &Header::new(Algorithm::HS256),
@@ -51,8 +55,9 @@ impl Auth {
             Auth::None => true,
             Auth::Token(secret) => token.is_some_and(|t| {
                 let mut v = Validation::new(Algorithm::HS256);
+                v.algorithms = vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
                 v.leeway = 0;
-                v.required_spec_claims = ["exp".to_string()].into_iter().collect();
+                v.required_spec_claims = Default::default();
                 decode::<Claims>(t, &DecodingKey::from_secret(secret.as_bytes()), &v).is_ok()
             }),
         }
@@ -82,11 +87,32 @@ mod tests {
         let old = encode(
             &Header::new(Algorithm::HS256),
             &Claims {
-                exp: drover_core::now() - 10,
+                exp: Some(drover_core::now() - 10),
             },
             &EncodingKey::from_secret(secret.as_bytes()),
         )
         .unwrap();
         assert!(!Auth::Token(secret.into()).admits(Some(&old)));
+    }
+
+    #[test]
+    fn tokens_pass_as_pyjwt_1_let_them() {
+        let secret = "s";
+        let token = |alg, exp| {
+            encode(
+                &Header::new(alg),
+                &Claims { exp },
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap()
+        };
+        let auth = Auth::Token(secret.into());
+        assert!(
+            auth.admits(Some(&token(Algorithm::HS256, None))),
+            "no exp: never expires"
+        );
+        let later = Some(drover_core::now() + 60);
+        assert!(auth.admits(Some(&token(Algorithm::HS512, later))));
+        assert!(auth.admits(Some(&token(Algorithm::HS384, later))));
     }
 }

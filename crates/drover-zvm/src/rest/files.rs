@@ -21,15 +21,14 @@ fn repository(config: &ZvmConfig) -> PathBuf {
     config.work_dir.join("files").join("imported")
 }
 
-fn failed(rs: i64) -> ZvmError {
+/// A failed upload, in the original's words.
+fn import_failed(e: &std::io::Error) -> ZvmError {
     ZvmError::Failed {
         module: Module::File,
-        rs,
-        msg: if rs == 1 {
-            "File import operation failed".into()
-        } else {
-            "File export operation failed".into()
-        },
+        rs: 1,
+        msg: format!(
+            "File import error: {e}, please check access right to specified file or folder"
+        ),
     }
 }
 
@@ -37,7 +36,7 @@ fn failed(rs: i64) -> ZvmError {
 pub async fn import(config: &ZvmConfig, body: Body) -> Response<Body> {
     let result = store(config, body).await.map_err(|e| {
         tracing::warn!("file import failed: {e}");
-        failed(1)
+        import_failed(&e)
     });
     reply::result(&result, reply::Mapper::Plain)
 }
@@ -84,8 +83,17 @@ fn rand_u32() -> u32 {
 
 /// `POST /files` with `{"source_file": path}`.
 pub async fn export(config: &ZvmConfig, body: &Json) -> Response<Body> {
-    let Some(source) = body.get("source_file").and_then(|v| v.as_str()) else {
-        return reply::result(&Err(failed(2)), reply::Mapper::Plain);
+    // The original reads `body['source_file']` (anything else is an unhandled error) and
+    // answers a file it cannot export as one that does not exist; here, files outside the
+    // work directory are such files too.
+    let source = match body.get("source_file") {
+        Some(Json::String(s)) => s.as_str(),
+        _ => return reply::internal(),
+    };
+    let missing = || ZvmError::Failed {
+        module: Module::File,
+        rs: 2,
+        msg: format!("The specific file {source} for export does not exist"),
     };
     match open_inside(&config.work_dir, Path::new(source)).await {
         Some(file) => {
@@ -99,7 +107,7 @@ pub async fn export(config: &ZvmConfig, body: &Json) -> Response<Body> {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             r
         }
-        None => reply::result(&Err(failed(2)), reply::Mapper::Plain),
+        None => reply::result(&Err(missing()), reply::Mapper::Plain),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod auth;
 mod files;
+pub(crate) mod jsonerr;
 mod reply;
 mod routes;
 
@@ -41,8 +42,11 @@ pub fn router(backend: Arc<Backend>, auth: Auth) -> Router {
 
 async fn handle(State(rest): State<Rest>, req: Request) -> Response<Body> {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = parse_query(req.uri().query().unwrap_or(""));
+    // As a WSGI server hands them on: the path unquoted into Latin-1 (`%2F` is a `/`), the
+    // query decoded as UTF-8 when a handler reads it (`None`: it cannot be).
+    let path = unquote_latin1(req.uri().path());
+    let parsed_query = parse_query(req.uri().query().unwrap_or(""));
+    let query = parsed_query.clone().unwrap_or_default();
     let headers = req.headers().clone();
     let json_wanted = headers
         .get(header::ACCEPT)
@@ -58,10 +62,10 @@ async fn handle(State(rest): State<Rest>, req: Request) -> Response<Body> {
     if route == Route::Token {
         return token(&rest.auth, &headers);
     }
-    if !matches!(route, Route::Version | Route::Healthy)
-        && !rest
-            .auth
-            .admits(headers.get("X-Auth-Token").and_then(|v| v.to_str().ok()))
+    // Every handler of the original, `GET /` and `/smapi-healthy` included, checks the token.
+    if !rest
+        .auth
+        .admits(headers.get("X-Auth-Token").and_then(|v| v.to_str().ok()))
     {
         return reply::unauthorized();
     }
@@ -80,11 +84,11 @@ async fn handle(State(rest): State<Rest>, req: Request) -> Response<Body> {
         };
         match serde_json::from_slice::<Json>(&bytes) {
             Ok(v) => v,
-            Err(e) => {
-                return reply::bad_request(&format!(
-                    "Malformed JSON: {}",
-                    py_json_error(&bytes, &e)
-                ))
+            Err(_) => {
+                return match jsonerr::python_error(&bytes) {
+                    Some(e) => reply::bad_request(&format!("Malformed JSON: {e}")),
+                    None => reply::internal(),
+                }
             }
         }
     } else {
@@ -97,6 +101,16 @@ async fn handle(State(rest): State<Rest>, req: Request) -> Response<Body> {
         Ok(p) => p,
         Err(msg) => return reply::bad_request(&msg),
     };
+    // Handlers that read the query fail on one that is not UTF-8 (those that validate only
+    // their path never look at it).
+    let reads_query = matches!(check, Check::Query(_))
+        || matches!(
+            route,
+            Route::GuestStats | Route::GuestInterfaceStats | Route::GuestNics
+        );
+    if parsed_query.is_none() && reads_query {
+        return reply::internal();
+    }
     let checked = match (check, &route) {
         (Check::None, _) => Ok(()),
         (Check::Body(schema), Route::FcpTemplate(id)) => {
@@ -119,7 +133,7 @@ async fn handle(State(rest): State<Rest>, req: Request) -> Response<Body> {
         return reply::validation_error(&msg);
     }
     let Some(p) = prepared else {
-        return reply::internal("Unexpected internal error in ZVM SDK REST layer");
+        return reply::internal();
     };
     let result = rest.backend.call(p.api, p.args, p.kwargs).await;
     reply::result(&result, p.mapper)
@@ -135,6 +149,9 @@ fn token(auth: &Auth, headers: &HeaderMap) -> Response<Body> {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=UTF-8"),
             );
+            // Added to every answer a handler returns by the original's middleware.
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             if let Ok(v) = HeaderValue::from_str(&t) {
                 r.headers_mut().insert("X-Auth-Token", v);
             }
@@ -160,66 +177,44 @@ fn healthy() -> Response<Body> {
     reply::json_response(StatusCode::OK, "application/json", dumps(&body))
 }
 
-/// Query parameters in order, percent-decoded as a WSGI server does.
-fn parse_query(q: &str) -> Vec<(String, String)> {
+/// Query parameters in order, percent-decoded and read as UTF-8 as webob's `req.GET` does;
+/// `None` when one is not UTF-8.
+fn parse_query(q: &str) -> Option<Vec<(String, String)>> {
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
+            let text = |s: &str| String::from_utf8(unquote(s, true)).ok();
+            Some((text(k)?, text(v)?))
         })
         .collect()
 }
 
-fn decode(s: &str) -> String {
+/// A path as `urllib.parse.unquote(path, 'iso-8859-1')` makes `PATH_INFO`.
+fn unquote_latin1(path: &str) -> String {
+    unquote(path, false).into_iter().map(char::from).collect()
+}
+
+/// The bytes of a percent-encoded string (`+` a space when `plus`); a `%` not followed by
+/// two hex digits stays.
+fn unquote(s: &str, plus: bool) -> Vec<u8> {
     let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
+            b'+' if plus => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
                     i += 2;
                 }
-                Err(_) => out.push(b'%'),
+                _ => out.push(b'%'),
             },
             b => out.push(b),
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Python's `json.loads` error text for the common cases.
-fn py_json_error(bytes: &[u8], e: &serde_json::Error) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let char_at = |line: usize, col: usize| -> usize {
-        text.split('\n')
-            .take(line.saturating_sub(1))
-            .map(|l| l.chars().count() + 1)
-            .sum::<usize>()
-            + col.saturating_sub(1)
-    };
-    let (line, col) = (e.line().max(1), e.column().max(1));
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() {
-        let pos = text.chars().count();
-        return format!("Expecting value: line 1 column {} (char {pos})", pos + 1);
-    }
-    let msg = e.to_string();
-    let what = if msg.contains("key must be a string") {
-        "Expecting property name enclosed in double quotes"
-    } else if msg.contains("expected value") {
-        "Expecting value"
-    } else if msg.contains("trailing") {
-        "Extra data"
-    } else {
-        "Expecting ',' delimiter"
-    };
-    format!(
-        "{what}: line {line} column {col} (char {})",
-        char_at(line, col)
-    )
+    out
 }

@@ -111,7 +111,10 @@ pub fn json_response(code: StatusCode, ctype: &'static str, body: String) -> Res
     r
 }
 
-/// An error of the REST layer itself (`modID` 120), in its key order.
+/// An error of the REST layer itself (`modID` 120), in its key order. Only those a handler
+/// raises as an HTTP error (Malformed JSON, a bad action) pass the original's middleware that
+/// adds `cache-control: no-cache`; validation and authentication failures, unhandled errors and
+/// the router's 404/405 come out around it, without.
 fn rest_error(code: StatusCode, ctype: &'static str, errmsg: &str) -> Response<Body> {
     let mut m = Map::new();
     m.insert("overallRC".into(), json!(400));
@@ -120,7 +123,13 @@ fn rest_error(code: StatusCode, ctype: &'static str, errmsg: &str) -> Response<B
     m.insert("modID".into(), json!(120));
     m.insert("output".into(), json!(""));
     m.insert("errmsg".into(), json!(errmsg));
-    json_response(code, ctype, dumps(&Json::Object(m)))
+    uncached(json_response(code, ctype, dumps(&Json::Object(m))))
+}
+
+/// A response without the `cache-control` header.
+fn uncached(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut().remove(header::CACHE_CONTROL);
+    r
 }
 
 /// A request body that fails validation.
@@ -142,24 +151,30 @@ pub fn unauthorized() -> Response<Body> {
 /// A request the REST layer refuses before validation (malformed JSON, unknown action):
 /// JSON, but labelled HTML as the original does.
 pub fn bad_request(errmsg: &str) -> Response<Body> {
-    rest_error(StatusCode::BAD_REQUEST, HTML_UTF8, errmsg)
+    let mut r = rest_error(StatusCode::BAD_REQUEST, HTML_UTF8, errmsg);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
 }
 
-/// An unexpected failure of the REST layer.
-pub fn internal(errmsg: &str) -> Response<Body> {
-    rest_error(StatusCode::INTERNAL_SERVER_ERROR, JSON_UTF8, errmsg)
+/// An unexpected failure of the REST layer, as the original answers an unhandled exception.
+pub fn internal() -> Response<Body> {
+    rest_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        JSON_UTF8,
+        "The server has either erred or is incapable of performing the requested operation.",
+    )
 }
 
 /// `404 Not Found` for an unknown route.
 pub fn not_found(json_wanted: bool) -> Response<Body> {
     if json_wanted {
-        return json_response(
+        return uncached(json_response(
             StatusCode::NOT_FOUND,
             "application/json",
             dumps(&json!({"errors": [{"status": 404, "title": "Not Found",
-                "detail": "The resource could not be found.\n\n   ",
-                "request_id": ""}]})),
-        );
+                "detail": "The resource could not be found.\n\n   "}]})),
+        ));
     }
     html(
         StatusCode::NOT_FOUND,
@@ -171,15 +186,14 @@ pub fn not_found(json_wanted: bool) -> Response<Body> {
 /// `405 Method Not Allowed` for a known route and another method.
 pub fn method_not_allowed(method: &str, allow: &str, json_wanted: bool) -> Response<Body> {
     let mut r = if json_wanted {
-        json_response(
+        uncached(json_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "application/json",
             dumps(
                 &json!({"errors": [{"status": 405, "title": "Method Not Allowed",
-                "detail": format!("The method {method} is not allowed for this resource. \n\n The method specified is not allowed for this resource.  "),
-                "request_id": ""}]}),
+                "detail": format!("The method {method} is not allowed for this resource. \n\n The method specified is not allowed for this resource.")}]}),
             ),
-        )
+        ))
     } else {
         html(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -410,7 +410,9 @@ pub fn prepare(
         (GuestNicVdev(u, v), "PUT") => {
             let active = json!(bool_from(&b(&["info", "active"])).unwrap_or(false));
             let couple = bool_from(&b(&["info", "couple"])).unwrap_or(false);
-            let prepared = if couple {
+            let prepared = if couple && b(&["info"]).get("vswitch").is_none() {
+                None // the original's `info['vswitch']`: an unhandled error
+            } else if couple {
                 call(
                     "guest_nic_couple_to_vswitch",
                     vec![json!(u), json!(v), b(&["info", "vswitch"])],
@@ -489,6 +491,15 @@ pub fn prepare(
                 Plain,
             ),
         ),
+        // The original reads `body['info']['reserve']` before it checks the path's userid:
+        // without it, an unhandled error.
+        (VolumeConnector(_), "GET")
+            if !body
+                .get("info")
+                .is_some_and(|i| i.is_object() && i.get("reserve").is_some()) =>
+        {
+            (Check::None, None)
+        }
         (VolumeConnector(u), "GET") => (
             Check::PathUserid,
             call(
@@ -786,9 +797,20 @@ pub fn prepare(
 /// `POST /guests/{userid}/action`.
 fn action(u: &str, body: &Json) -> Result<(Check, Option<Prepared>), String> {
     use Mapper::Action;
-    let name = match body.get("action").and_then(|a| a.as_str()) {
-        Some(a) if !a.is_empty() => a,
-        _ => return Err("action not exist or is empty".into()),
+    // As the original: `if len(body) == 0 or 'action' not in body` → 400, then
+    // `getattr(action, body['action'])`; what Python cannot do there is an unhandled error.
+    const MISSING: &str = "action not exist or is empty";
+    let unhandled = Ok((Check::None, None));
+    let name = match body {
+        Json::Object(m) => match m.get("action") {
+            None => return Err(MISSING.into()),
+            Some(Json::String(a)) => a.as_str(),
+            Some(_) => return unhandled,
+        },
+        Json::Array(items) if items.contains(&json!("action")) => return unhandled,
+        Json::String(text) if text.contains("action") => return unhandled,
+        Json::Array(_) | Json::String(_) => return Err(MISSING.into()),
+        _ => return unhandled,
     };
     let schema = Schema::for_action(name).ok_or_else(|| format!("action {name} is invalid"))?;
     let b = |k: &str| field(body, &[k]);
