@@ -211,11 +211,10 @@ async fn start_zvm(args: &ServeArgs, engine: Arc<Engine>) -> Result<(), String> 
         (ZvmAuthArg::None, _) => drover_zvm::rest::Auth::None,
         (ZvmAuthArg::Token, Some(f)) => {
             let token = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-            let token = token.trim().to_string();
-            if token.is_empty() {
+            if token.trim().is_empty() {
                 return Err(format!("{}: the admin token file is empty", f.display()));
             }
-            drover_zvm::rest::Auth::Token(token)
+            drover_zvm::rest::Auth::TokenFile(f.clone())
         }
         (ZvmAuthArg::Token, None) => {
             return Err("--zvm-auth token needs --zvm-token-file".into());

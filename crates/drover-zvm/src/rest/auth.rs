@@ -19,6 +19,10 @@ pub enum Auth {
     None,
     /// Requests need a token made with this admin token.
     Token(String),
+    /// Requests need a token made with the admin token this file holds, read at each request
+    /// as the original does: a new token in the file takes effect at once, and without the
+    /// file nothing is let in.
+    TokenFile(std::path::PathBuf),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -28,12 +32,25 @@ struct Claims {
 }
 
 impl Auth {
+    /// The admin token, if tokens are needed; `Some("")` when its file cannot be read.
+    fn secret(&self) -> Option<String> {
+        match self {
+            Auth::None => None,
+            Auth::Token(s) => Some(s.clone()),
+            Auth::TokenFile(path) => Some(
+                std::fs::read_to_string(path)
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
     /// A new token if `admin` is the admin token.
     pub fn issue(&self, admin: Option<&str>) -> Option<String> {
-        match self {
-            Auth::None => Some("server-auth-closed".into()),
-            Auth::Token(secret) => {
-                if admin? != secret {
+        match self.secret() {
+            None => Some("server-auth-closed".into()),
+            Some(secret) => {
+                if secret.is_empty() || admin? != secret {
                     return None;
                 }
                 let claims = Claims {
@@ -51,9 +68,10 @@ impl Auth {
 
     /// Whether a request with this `X-Auth-Token` may pass.
     pub fn admits(&self, token: Option<&str>) -> bool {
-        match self {
-            Auth::None => true,
-            Auth::Token(secret) => token.is_some_and(|t| {
+        match self.secret() {
+            None => true,
+            Some(secret) if secret.is_empty() => false,
+            Some(secret) => token.is_some_and(|t| {
                 let mut v = Validation::new(Algorithm::HS256);
                 v.algorithms = vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
                 v.leeway = 0;
@@ -67,6 +85,24 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_file_is_read_at_each_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "first\n").unwrap();
+        let auth = Auth::TokenFile(file.clone());
+        let t = auth.issue(Some("first")).unwrap();
+        assert!(auth.admits(Some(&t)));
+        std::fs::write(&file, "second").unwrap();
+        assert!(!auth.admits(Some(&t)));
+        assert!(auth.issue(Some("first")).is_none());
+        let t2 = auth.issue(Some("second")).unwrap();
+        assert!(auth.admits(Some(&t2)));
+        std::fs::remove_file(&file).unwrap();
+        assert!(!auth.admits(Some(&t2)));
+        assert!(auth.issue(Some("")).is_none());
+    }
 
     #[test]
     fn tokens_need_the_admin_token_and_verify() {
