@@ -11,7 +11,7 @@ use serde_json::{json, Value as Json};
 
 use super::args::{req, Param};
 use super::guest::{is_on, with};
-use super::{other, Backend, Call, Dispatched};
+use super::{other, Backend, Call, Dispatched, NewVbd, VBD_POSITIONS};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 const G: Module = Module::Guest;
@@ -363,74 +363,42 @@ impl Backend {
     pub(super) async fn create_disks(&self, vm: &str, plans: &[DiskPlan]) -> ZvmResult<Vec<Json>> {
         let mut out = Vec::new();
         for p in plans {
-            let userid = self.obj(G, "VM", vm)?.str("name_label").to_string();
+            let guest = self.obj(G, "VM", vm)?;
+            let userid = guest.str("name_label").to_string();
             let vdev = format!("{:04X}", p.number);
             let size = p.units * p.pool.kind.unit();
             let format = p.format.clone().unwrap_or_else(|| "none".into());
             let pool_label = p.pool.label();
             let units = p.units.to_string();
+            let other_config = Value::string_map([
+                ("zvm_pool", pool_label.as_str()),
+                ("zvm_format", format.as_str()),
+                ("zvm_units", units.as_str()),
+            ]);
             let vdi = self
-                .op_ref(
+                .create_vdi(
                     G,
-                    Op::Create {
-                        class: "VDI".into(),
-                        fields: vec![
-                            ("name_label".into(), Value::str(format!("{userid} {vdev}"))),
-                            (
-                                "name_description".into(),
-                                Value::str(format!("minidisk {vdev} of {userid}")),
-                            ),
-                            ("SR".into(), Value::str(&*p.pool.sr.r)),
-                            ("virtual_size".into(), Value::Int(size)),
-                            ("type".into(), Value::str("user")),
-                            ("sharable".into(), Value::Bool(false)),
-                            ("read_only".into(), Value::Bool(false)),
-                            (
-                                "other_config".into(),
-                                Value::string_map([
-                                    ("zvm_pool", pool_label.as_str()),
-                                    ("zvm_format", format.as_str()),
-                                    ("zvm_units", units.as_str()),
-                                ]),
-                            ),
-                        ],
-                    },
+                    &p.pool.sr.r,
+                    &format!("{userid} {vdev}"),
+                    &format!("minidisk {vdev} of {userid}"),
+                    size,
+                    other_config,
                 )
                 .await?;
-            let position = self.free_position(vm)?;
-            let vbd = self
-                .op_ref(
-                    G,
-                    Op::Create {
-                        class: "VBD".into(),
-                        fields: vec![
-                            ("VM".into(), Value::str(vm)),
-                            ("VDI".into(), Value::str(&vdi)),
-                            ("userdevice".into(), Value::str(position.to_string())),
-                            ("bootable".into(), Value::Bool(p.boot)),
-                            ("mode".into(), Value::str("RW")),
-                            ("type".into(), Value::str("Disk")),
-                            ("empty".into(), Value::Bool(false)),
-                            (
-                                "other_config".into(),
-                                Value::string_map([("zvm_vdev", vdev.as_str())]),
-                            ),
-                        ],
-                    },
-                )
-                .await;
-            let vbd = match vbd {
+            let position = self.free_position(&guest)?;
+            let disk = NewVbd {
+                vm,
+                vdi: &vdi,
+                userdevice: &position.to_string(),
+                bootable: p.boot,
+                cd: false,
+                read_only: false,
+                other_config: Value::string_map([("zvm_vdev", vdev.as_str())]),
+            };
+            let vbd = match self.create_vbd(G, disk).await {
                 Ok(v) => v,
                 Err(e) => {
-                    let _ = self
-                        .op(
-                            G,
-                            Op::Destroy {
-                                class: "VDI".into(),
-                                r: vdi,
-                            },
-                        )
-                        .await;
+                    let _ = self.destroy(G, "VDI", &vdi).await;
                     return Err(e);
                 }
             };
@@ -468,21 +436,39 @@ impl Backend {
         Ok(out)
     }
 
+    /// Makes a read-write, unshared user VDI of `size` bytes in SR `sr`; answers its
+    /// reference.
+    pub(super) async fn create_vdi(
+        &self,
+        module: Module,
+        sr: &str,
+        name: &str,
+        description: &str,
+        size: i64,
+        other_config: Value,
+    ) -> ZvmResult<String> {
+        self.op_ref(
+            module,
+            Op::Create {
+                class: "VDI".into(),
+                fields: vec![
+                    ("name_label".into(), Value::str(name)),
+                    ("name_description".into(), Value::str(description)),
+                    ("SR".into(), Value::str(sr)),
+                    ("virtual_size".into(), Value::Int(size)),
+                    ("type".into(), Value::str("user")),
+                    ("sharable".into(), Value::Bool(false)),
+                    ("read_only".into(), Value::Bool(false)),
+                    ("other_config".into(), other_config),
+                ],
+            },
+        )
+        .await
+    }
+
     /// The lowest VBD position the VM does not use.
-    fn free_position(&self, vm: &str) -> ZvmResult<u32> {
-        let used: Vec<String> = self.engine.read(|db| {
-            db.get("VM", vm)
-                .map(|v| {
-                    v.refs("VBDs")
-                        .iter()
-                        .filter_map(|b| db.get("VBD", b))
-                        .map(|b| b.str("userdevice").to_string())
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-        (0..16u32)
-            .find(|p| !used.contains(&p.to_string()))
+    fn free_position(&self, vm: &Obj) -> ZvmResult<u32> {
+        self.free_device_position(vm, "VBD", 0..VBD_POSITIONS)
             .ok_or_else(|| ZvmError::internal(G, "the guest has no free disk position"))
     }
 
@@ -515,38 +501,12 @@ impl Backend {
         out
     }
 
+    /// Takes a minidisk from its guest (unplugging it first if plugged in a running guest)
+    /// and destroys it.
     async fn delete_minidisk(&self, vm: &Obj, d: &Minidisk) -> ZvmResult<()> {
-        let attached = self
-            .obj(G, "VBD", &d.vbd)
-            .map(|b| b.bool("currently_attached"))
-            .unwrap_or(false);
-        if attached && is_on(vm) {
-            self.op(
-                G,
-                Op::Vbd {
-                    vbd: d.vbd.clone(),
-                    action: VbdAction::Unplug,
-                },
-            )
-            .await?;
-        }
-        self.op(
-            G,
-            Op::Destroy {
-                class: "VBD".into(),
-                r: d.vbd.clone(),
-            },
-        )
-        .await?;
-        self.op(
-            G,
-            Op::Destroy {
-                class: "VDI".into(),
-                r: d.vdi.clone(),
-            },
-        )
-        .await?;
-        Ok(())
+        let vbd = self.obj(G, "VBD", &d.vbd)?;
+        self.remove_vbd(G, vm, &vbd).await?;
+        self.destroy(G, "VDI", &d.vdi).await
     }
 }
 

@@ -180,6 +180,19 @@ pub(super) fn is_on(vm: &Obj) -> bool {
     matches!(vm.str("power_state"), "Running" | "Paused")
 }
 
+/// Whether a VM is a guest or XenAPI VM (not a template, snapshot or control domain).
+fn is_vm(v: &Obj) -> bool {
+    !v.bool("is_a_template") && !v.bool("is_a_snapshot") && !v.bool("is_control_domain")
+}
+
+/// The cumulative CPU time of a guest as its `VM_metrics` last recorded it, in
+/// microseconds (0 when not recorded).
+fn cpu_time_us(metrics: &Obj) -> i64 {
+    other(metrics, "cpu_time_us")
+        .and_then(|t| t.parse::<i64>().ok())
+        .unwrap_or(0)
+}
+
 /// A userid as a VM name shows it, if the name is one.
 fn userid_of(name: &str) -> Option<String> {
     let ok = !name.is_empty()
@@ -202,11 +215,7 @@ impl Backend {
     pub(super) fn guests(&self) -> Vec<(String, Arc<Obj>)> {
         let mut all: Vec<(String, Arc<Obj>)> = self.engine.read(|db| {
             db.all("VM")
-                .filter(|v| {
-                    !v.bool("is_a_template")
-                        && !v.bool("is_a_snapshot")
-                        && !v.bool("is_control_domain")
-                })
+                .filter(|v| is_vm(v))
                 .filter_map(|v| Some((userid_of(v.str("name_label"))?, v.clone())))
                 .collect()
         });
@@ -220,12 +229,7 @@ impl Backend {
         self.engine
             .read(|db| {
                 db.all("VM")
-                    .find(|v| {
-                        !v.bool("is_a_template")
-                            && !v.bool("is_a_snapshot")
-                            && !v.bool("is_control_domain")
-                            && v.str("name_label").eq_ignore_ascii_case(&userid)
-                    })
+                    .find(|v| is_vm(v) && v.str("name_label").eq_ignore_ascii_case(&userid))
                     .cloned()
             })
             .ok_or_else(|| ZvmError::no_guest(&userid))
@@ -376,37 +380,16 @@ impl Backend {
                 continue;
             };
             let vdi = b.str("VDI").to_string();
-            self.op(
-                G,
-                Op::Destroy {
-                    class: "VBD".into(),
-                    r: vbd.to_string(),
-                },
-            )
-            .await?;
+            self.destroy(G, "VBD", &vbd).await?;
             if vdi.starts_with("OpaqueRef:") && self.obj(G, "VDI", &vdi).is_ok() {
                 let vdi_obj = self.obj(G, "VDI", &vdi)?;
                 if other(&vdi_obj, "zvm_volume").is_none() {
-                    self.op(
-                        G,
-                        Op::Destroy {
-                            class: "VDI".into(),
-                            r: vdi,
-                        },
-                    )
-                    .await?;
+                    self.destroy(G, "VDI", &vdi).await?;
                 }
             }
         }
         for vif in obj.refs("VIFs") {
-            self.op(
-                G,
-                Op::Destroy {
-                    class: "VIF".into(),
-                    r: vif.to_string(),
-                },
-            )
-            .await?;
+            self.destroy(G, "VIF", &vif).await?;
         }
         self.vm_op(&obj, VmAction::Destroy).await?;
         Ok(())
@@ -686,9 +669,7 @@ impl Backend {
                     (
                         m.int("memory_actual"),
                         m.int("VCPUs_number"),
-                        other(m, "cpu_time_us")
-                            .and_then(|t| t.parse::<i64>().ok())
-                            .unwrap_or(0),
+                        cpu_time_us(m),
                     )
                 })
                 .unwrap_or_default()
@@ -744,13 +725,7 @@ impl Backend {
     async fn inspect_stats(&self, a: Args) -> ZvmResult {
         let list = userid_list(&a)?;
         let mut out = serde_json::Map::new();
-        for userid in list {
-            let Ok(vm) = self.guest(&userid) else {
-                continue;
-            };
-            if !is_on(&vm) {
-                continue;
-            }
+        for vm in self.running_guests(list) {
             let (cpu_time, mem, elapsed) = self.engine.read(|db| {
                 db.get("VM_metrics", vm.str("metrics"))
                     .map(|m| {
@@ -759,9 +734,7 @@ impl Backend {
                             _ => 0,
                         };
                         (
-                            other(m, "cpu_time_us")
-                                .and_then(|t| t.parse::<i64>().ok())
-                                .unwrap_or(0),
+                            cpu_time_us(m),
                             m.int("memory_actual"),
                             (drover_core::now() - start).max(0) * 1_000_000,
                         )
@@ -770,7 +743,7 @@ impl Backend {
             });
             let vcpus = vm.int("VCPUs_at_startup");
             out.insert(
-                userid,
+                vm.str("name_label").to_uppercase(),
                 json!({
                     "guest_cpus": vcpus,
                     "used_cpu_time_us": cpu_time,

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::args::{opt, req, Param};
 use super::disk::Minidisk;
 use super::guest::{is_on, with};
-use super::{other, Backend, Call, Dispatched};
+use super::{other, Backend, Call, Dispatched, NewVbd};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 const I: Module = Module::Image;
@@ -51,14 +51,7 @@ pub(super) async fn dispatch<'a>(b: &Backend, call: Call<'a>) -> Dispatched<'a> 
             with(call, "image_delete", &[req("image_name")], |a| async move {
                 let name = a.str("image_name")?;
                 for vdi in b.image_vdis(&name) {
-                    b.op(
-                        I,
-                        Op::Destroy {
-                            class: "VDI".into(),
-                            r: vdi.r.to_string(),
-                        },
-                    )
-                    .await?;
+                    b.destroy(I, "VDI", &vdi.r).await?;
                 }
                 Ok(Json::Null)
             })
@@ -318,38 +311,20 @@ impl Backend {
         };
         let size = staged.size.to_string();
         let now = drover_core::now().to_string();
+        let sr = self.image_sr()?;
+        let other_config = Value::string_map([
+            ("zvm_image", name),
+            ("zvm_os_version", os_version),
+            ("zvm_md5sum", staged.md5.as_str()),
+            ("zvm_disk_type", disk_type.as_str()),
+            ("zvm_root_disk_units", units.as_str()),
+            ("zvm_image_size", size.as_str()),
+            ("zvm_import_time", now.as_str()),
+            ("zvm_capture_type", "rootonly"),
+        ]);
+        let description = format!("z/VM image {name}");
         let vdi = self
-            .op_ref(
-                I,
-                Op::Create {
-                    class: "VDI".into(),
-                    fields: vec![
-                        ("name_label".into(), Value::str(name)),
-                        (
-                            "name_description".into(),
-                            Value::str(format!("z/VM image {name}")),
-                        ),
-                        ("SR".into(), Value::str(self.image_sr()?)),
-                        ("virtual_size".into(), Value::Int(virtual_size)),
-                        ("type".into(), Value::str("user")),
-                        ("sharable".into(), Value::Bool(false)),
-                        ("read_only".into(), Value::Bool(false)),
-                        (
-                            "other_config".into(),
-                            Value::string_map([
-                                ("zvm_image", name),
-                                ("zvm_os_version", os_version),
-                                ("zvm_md5sum", staged.md5.as_str()),
-                                ("zvm_disk_type", disk_type.as_str()),
-                                ("zvm_root_disk_units", units.as_str()),
-                                ("zvm_image_size", size.as_str()),
-                                ("zvm_import_time", now.as_str()),
-                                ("zvm_capture_type", "rootonly"),
-                            ]),
-                        ),
-                    ],
-                },
-            )
+            .create_vdi(I, &sr, name, &description, virtual_size, other_config)
             .await?;
         let file = tokio::fs::File::open(&staged.path)
             .await
@@ -359,15 +334,7 @@ impl Backend {
             .import_vdi(&self.caller, &vdi, format, Box::new(file))
             .await
         {
-            let _ = self
-                .op(
-                    I,
-                    Op::Destroy {
-                        class: "VDI".into(),
-                        r: vdi,
-                    },
-                )
-                .await;
+            let _ = self.destroy(I, "VDI", &vdi).await;
             return Err(ZvmError::Failed {
                 module: I,
                 rs: 14,
@@ -542,54 +509,24 @@ impl Backend {
         } else {
             VdiAction::Copy { sr: target_sr }
         };
-        let copy = match self
-            .op(
+        let copy = self
+            .op_ref(
                 G,
                 Op::Vdi {
                     vdi: image.r.to_string(),
                     action,
                 },
             )
-            .await?
-        {
-            Reply::Ref(r) => r.to_string(),
-            other => return Err(ZvmError::internal(G, format!("unexpected reply {other:?}"))),
-        };
-        let undo = |e: ZvmError| async {
-            let _ = self
-                .op(
-                    G,
-                    Op::Destroy {
-                        class: "VDI".into(),
-                        r: copy.clone(),
-                    },
-                )
-                .await;
-            e
-        };
+            .await?;
         if let Err(e) = self
             .finish_copy(vm, &copy, &old_vdi, &old_vbd, disk.size)
             .await
         {
-            return Err(undo(e).await);
+            let _ = self.destroy(G, "VDI", &copy).await;
+            return Err(e);
         }
-        self.op(
-            G,
-            Op::Destroy {
-                class: "VBD".into(),
-                r: old_vbd.r.to_string(),
-            },
-        )
-        .await?;
-        self.op(
-            G,
-            Op::Destroy {
-                class: "VDI".into(),
-                r: old_vdi.r.to_string(),
-            },
-        )
-        .await?;
-        Ok(())
+        self.destroy(G, "VBD", &old_vbd.r).await?;
+        self.destroy(G, "VDI", &old_vdi.r).await
     }
 
     async fn finish_copy(
@@ -625,24 +562,16 @@ impl Backend {
         .await?;
         self.set(G, "VBD", &old_vbd.r, "userdevice", Value::str("15"))
             .await?;
-        self.op_ref(
-            G,
-            Op::Create {
-                class: "VBD".into(),
-                fields: vec![
-                    ("VM".into(), Value::str(&*vm.r)),
-                    ("VDI".into(), Value::str(copy)),
-                    ("userdevice".into(), Value::str(old_vbd.str("userdevice"))),
-                    ("bootable".into(), Value::Bool(old_vbd.bool("bootable"))),
-                    ("mode".into(), Value::str("RW")),
-                    ("type".into(), Value::str("Disk")),
-                    ("empty".into(), Value::Bool(false)),
-                    ("other_config".into(), old_vbd.get("other_config").clone()),
-                ],
-            },
-        )
-        .await?;
-        Ok(())
+        let disk = NewVbd {
+            vm: &vm.r,
+            vdi: copy,
+            userdevice: old_vbd.str("userdevice"),
+            bootable: old_vbd.bool("bootable"),
+            cd: false,
+            read_only: false,
+            other_config: old_vbd.get("other_config").clone(),
+        };
+        self.create_vbd(G, disk).await.map(|_| ())
     }
 
     async fn guest_capture(&self, userid: &str, image_name: &str, all: bool) -> ZvmResult {
@@ -707,7 +636,7 @@ impl Backend {
     ) -> ZvmResult {
         let repo = self.image_sr()?;
         let os = other(vm, "zvm_os_version").unwrap_or("").to_string();
-        let mut made = Vec::new();
+        let mut made: Vec<String> = Vec::new();
         for d in disks {
             let copy = match self
                 .op(
@@ -725,15 +654,7 @@ impl Backend {
                 }
                 Err(e) => {
                     for v in made {
-                        let _ = self
-                            .op(
-                                I,
-                                Op::Destroy {
-                                    class: "VDI".into(),
-                                    r: v,
-                                },
-                            )
-                            .await;
+                        let _ = self.destroy(I, "VDI", &v).await;
                     }
                     return Err(e);
                 }
