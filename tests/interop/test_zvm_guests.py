@@ -4,8 +4,11 @@ documented flow, and the same guests are seen and driven through XenAPI."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import os
+import threading
 import pathlib
 import re
 import time
@@ -181,3 +184,41 @@ def test_socket_protocol_reaches_the_same_inventory(zengine, zvm):
     r = s.send_request("no_such_call")
     assert r["overallRC"] != 0
     assert s.send_request("guest_delete", "ZSOCK1")["overallRC"] == 0
+
+
+@pytest.fixture
+def http_guest_dir():
+    """The tiny guest's directory served over HTTP on loopback."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(GUEST))
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_http_import_export_and_an_alldisks_capture_that_boots(zvm, http_guest_dir, tmp_path):
+    image = GUEST / "disk.img"
+    zvm("image_import", "httpimg", f"{http_guest_dir}/disk.img", {"os_version": "rhel8", "md5sum": md5(image)})
+    r = zvm.raw("image_import", "badmd5", f"{http_guest_dir}/disk.img", {"os_version": "rhel8", "md5sum": "0" * 32})
+    assert (r["overallRC"], r["modID"], r["rc"], r["rs"]) == (300, 40, 300, 4), r
+    out = tmp_path / "httpimg.img"
+    zvm("image_export", "httpimg", f"file://{out}")
+    assert md5(out) == md5(image)           # real bytes, not just a size
+
+    zvm("guest_create", "ZCAP1", 1, 128, disk_list=[{"size": "100m", "is_boot_disk": True}, {"size": "10m"}])
+    zvm("guest_deploy", "ZCAP1", "httpimg")
+    zvm("guest_capture", "ZCAP1", "capimg", capture_type="alldisks")
+    [cap] = zvm("image_query", imagename="capimg")
+    assert cap["type"] == "alldisks" and cap["imageosdistro"] == "rhel8", cap
+
+    zvm("guest_create", "ZCAP2", 1, 128, disk_list=[{"size": "100m", "is_boot_disk": True}, {"size": "10m"}])
+    zvm("guest_deploy", "ZCAP2", "capimg")
+    zvm("guest_start", "ZCAP2")
+    wait_console(zvm, "ZCAP2", r"DROVER-GUEST boot_id=")
+    zvm("guest_stop", "ZCAP2")
+    for u in ("ZCAP1", "ZCAP2"):
+        zvm("guest_delete", u)
+    for i in ("httpimg", "capimg"):
+        zvm("image_delete", i)
+    assert not {"httpimg", "capimg"} & {i["imagename"] for i in zvm("image_query")}
