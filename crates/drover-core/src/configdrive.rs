@@ -62,28 +62,18 @@ impl Engine {
             uuid,
             info,
         };
-        let made = self.write(|t| {
-            let mut fields = image.fields();
-            fields.extend([
+        self.record_image(
+            &image,
+            vec![
                 ("name_label", Value::str(name_label)),
                 ("name_description", Value::str("config drive")),
                 ("type", Value::str("user")),
                 ("read_only", Value::Bool(true)),
                 ("sharable", Value::Bool(false)),
                 ("other_config", Value::string_map([(CONFIG_DRIVE, "true")])),
-            ]);
-            t.create("VDI", fields)
-        });
-        match made {
-            Ok(r) => {
-                self.refresh_sr(sr).await;
-                Ok(r)
-            }
-            Err(e) => {
-                self.discard_image(&image).await;
-                Err(e)
-            }
-        }
+            ],
+        )
+        .await
     }
 
     /// New contents for the image of the config drive VDI `vdi` on `sr`.

@@ -260,18 +260,32 @@ impl Engine {
             uuid,
             info,
         };
+        self.record_image(
+            &image,
+            vec![("name_label", Value::str(name)), ("type", Value::str(kind))],
+        )
+        .await
+    }
+
+    /// Records the VDI of an image just made on the host, with `fields` beside its own; the
+    /// image is removed again if the record cannot be made.
+    pub(crate) async fn record_image(
+        &self,
+        image: &NewImage,
+        fields: Vec<(&'static str, Value)>,
+    ) -> Result<Ref> {
         let made = self.write(|t| {
-            let mut fields = image.fields();
-            fields.extend([("name_label", Value::str(name)), ("type", Value::str(kind))]);
-            t.create("VDI", fields)
+            let mut all = image.fields();
+            all.extend(fields);
+            t.create("VDI", all)
         });
         match made {
             Ok(r) => {
-                self.refresh_sr(sr).await;
+                self.refresh_sr(&image.sr).await;
                 Ok(r)
             }
             Err(e) => {
-                self.discard_image(&image).await;
+                self.discard_image(image).await;
                 Err(e)
             }
         }
