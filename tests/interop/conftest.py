@@ -263,6 +263,31 @@ def engine_factory(request, drover_bin, _engines_root):
         _finish_engine(eng, request.session.testsfailed > failed_before)
 
 
+@pytest.fixture(scope="module")
+def zvm_engine(request, drover_bin, _engines_root):
+    """Like `engine`, with the z/VM Cloud Connector REST API (`zvm_port`) and socket protocol
+    (`zvm_socket_port`) on free loopback ports."""
+    failed_before = request.session.testsfailed
+    rest, sock = _free_port(), _free_port()
+    eng = _make_engine(drover_bin, _engines_root,
+                       ["--zvm-listen", f"127.0.0.1:{rest}", "--zvm-socket-listen", f"127.0.0.1:{sock}"])
+    eng.zvm_port, eng.zvm_socket_port = rest, sock
+    yield eng
+    _finish_engine(eng, request.session.testsfailed > failed_before)
+
+
+@pytest.fixture
+def zvm_token_engine(engine_factory, tmp_path):
+    """A z/VM engine in token mode; its admin token file (`token_file`) holds `my-admin-token`."""
+    tokfile = tmp_path / "admin-token"
+    tokfile.write_text("my-admin-token\n")
+    rest, sock = _free_port(), _free_port()
+    eng = engine_factory("--zvm-listen", f"127.0.0.1:{rest}", "--zvm-socket-listen", f"127.0.0.1:{sock}",
+                         "--zvm-auth", "token", "--zvm-token-file", str(tokfile))
+    eng.zvm_port, eng.zvm_socket_port, eng.token_file = rest, sock, tokfile
+    return eng
+
+
 SIM_OP_DELAY_MS = 2000
 
 

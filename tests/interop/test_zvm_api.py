@@ -26,7 +26,6 @@ import requests
 from zvmconnector import connector, restclient
 
 import xapitest
-from conftest import _finish_engine, _free_port, _make_engine
 
 # The admin token of the recorded exchanges is shorter than PyJWT likes for HS256.
 pytestmark = pytest.mark.filterwarnings("ignore:The HMAC key is .* bytes long")
@@ -88,14 +87,8 @@ class Zvm:
 
 
 @pytest.fixture(scope="module")
-def zengine(request, drover_bin, _engines_root):
-    failed_before = request.session.testsfailed
-    rest, sock = _free_port(), _free_port()
-    eng = _make_engine(drover_bin, _engines_root,
-                       ["--zvm-listen", f"127.0.0.1:{rest}", "--zvm-socket-listen", f"127.0.0.1:{sock}"])
-    eng.zvm_port, eng.zvm_socket_port = rest, sock
-    yield eng
-    _finish_engine(eng, request.session.testsfailed > failed_before)
+def zengine(zvm_engine):
+    return zvm_engine
 
 
 @pytest.fixture(scope="module")
@@ -645,14 +638,8 @@ def test_token_create_without_authentication(zengine, zvm):
 
 
 @pytest.fixture
-def token_engine(engine_factory, tmp_path):
-    tokfile = tmp_path / "admin-token"
-    tokfile.write_text("my-admin-token\n")
-    rest, sock = _free_port(), _free_port()
-    eng = engine_factory("--zvm-listen", f"127.0.0.1:{rest}", "--zvm-socket-listen", f"127.0.0.1:{sock}",
-                         "--zvm-auth", "token", "--zvm-token-file", str(tokfile))
-    eng.zvm_port, eng.zvm_socket_port, eng.token_file = rest, sock, tokfile
-    return eng
+def token_engine(zvm_token_engine):
+    return zvm_token_engine
 
 
 def test_token_mode(token_engine):

@@ -35,7 +35,7 @@ import pytest
 import requests
 from zvmconnector import connector, restclient
 
-from conftest import _finish_engine, _free_port, _make_engine
+from conftest import _free_port
 
 # The admin token of the recorded exchanges is shorter than PyJWT likes for HS256.
 pytestmark = pytest.mark.filterwarnings("ignore:The HMAC key is .* bytes long")
@@ -54,14 +54,8 @@ def recorded(name):
 
 
 @pytest.fixture(scope="module")
-def drover(request, drover_bin, _engines_root):
-    failed_before = request.session.testsfailed
-    rest, sock = _free_port(), _free_port()
-    eng = _make_engine(drover_bin, _engines_root,
-                       ["--zvm-listen", f"127.0.0.1:{rest}", "--zvm-socket-listen", f"127.0.0.1:{sock}"])
-    eng.zvm_port, eng.zvm_socket_port = rest, sock
-    yield eng
-    _finish_engine(eng, request.session.testsfailed > failed_before)
+def drover(zvm_engine):
+    return zvm_engine
 
 
 @pytest.fixture(scope="module")
@@ -748,14 +742,8 @@ def pending_template(pair, name="wt"):
 
 
 @pytest.fixture
-def token_drover(engine_factory, tmp_path):
-    tokfile = tmp_path / "admin-token"
-    tokfile.write_text("my-admin-token\n")
-    rest = _free_port()
-    eng = engine_factory("--zvm-listen", f"127.0.0.1:{rest}", "--zvm-auth", "token",
-                         "--zvm-token-file", str(tokfile))
-    eng.zvm_port, eng.token_file = rest, tokfile
-    return eng
+def token_drover(zvm_token_engine):
+    return zvm_token_engine
 
 
 def test_token_mode_answers_as_recorded(token_drover):

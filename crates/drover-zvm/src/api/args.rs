@@ -137,19 +137,39 @@ impl Args {
 
     /// A boolean argument (`null` is false).
     pub fn bool(&self, name: &str) -> ZvmResult<bool> {
-        match self.get(name) {
-            Json::Null => Ok(false),
-            Json::Bool(b) => Ok(*b),
-            Json::Number(n) => Ok(n.as_f64().unwrap_or_default() != 0.0),
-            Json::String(s) => match s.to_ascii_lowercase().as_str() {
-                "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
-                "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
-                _ => Err(ZvmError::ArgFormat(format!(
-                    "{name} {s:?} is not a boolean"
-                ))),
-            },
-            _ => Err(self.type_error(name, "bool")),
+        let v = self.get(name);
+        match (py_bool(v), v) {
+            (Some(b), _) => Ok(b),
+            (None, Json::Number(n)) => Ok(n.as_f64().unwrap_or_default() != 0.0),
+            (None, Json::String(s)) => Err(ZvmError::ArgFormat(format!(
+                "{name} {s:?} is not a boolean"
+            ))),
+            (None, _) => Err(self.type_error(name, "bool")),
         }
+    }
+
+    /// A list of userids: a list of strings or one string, each holding comma-separated
+    /// userids; answered upper-case.
+    pub fn userid_list(&self, name: &str) -> ZvmResult<Vec<String>> {
+        let items: Vec<&Json> = match self.get(name) {
+            Json::Array(items) => items.iter().collect(),
+            v => vec![v],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let s = item.as_str().ok_or_else(|| ZvmError::ArgType {
+                api: self.api.into(),
+                expected: "list".into(),
+                given: py_type(item).into(),
+            })?;
+            for u in s.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                if u.len() > 8 || !u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(ZvmError::ArgFormat(format!("{u} is not a userid")));
+                }
+                out.push(u.to_uppercase());
+            }
+        }
+        Ok(out)
     }
 
     /// A list argument (`null` is empty).
@@ -159,6 +179,22 @@ impl Args {
             Json::Array(a) => Ok(a.clone()),
             _ => Err(self.type_error(name, "list")),
         }
+    }
+}
+
+/// The original's `bool_from_string(strict=True)`: `null` is false, integers are true unless
+/// 0, and the usual words count; `None` for a value it refuses.
+pub fn py_bool(v: &Json) -> Option<bool> {
+    match v {
+        Json::Bool(b) => Some(*b),
+        Json::Null => Some(false),
+        Json::Number(n) => n.as_i64().map(|n| n != 0),
+        Json::String(s) => match s.to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
+            "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -16,7 +16,12 @@ use crate::error::{Module, ZvmError, ZvmResult};
 
 const G: Module = Module::Guest;
 /// Bytes of a 3390 cylinder as z/VM formats it (15 tracks of 12 4-KiB blocks).
-const CYLINDER: i64 = 737_280;
+pub(super) const CYLINDER: i64 = 737_280;
+
+/// A size in bytes as whole 3390 cylinders, rounded up.
+pub(super) fn cylinders(bytes: i64) -> i64 {
+    (bytes + CYLINDER - 1) / CYLINDER
+}
 /// Bytes of an FBA block.
 const BLOCK: i64 = 512;
 /// The root disk's virtual device.
@@ -319,13 +324,7 @@ impl Backend {
                 .ok_or_else(|| ZvmError::ArgFormat(format!("disk size {size} is not valid")))?;
             let boot = d
                 .get("is_boot_disk")
-                .map(|v| match v {
-                    Json::Bool(b) => *b,
-                    Json::String(s) => {
-                        matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
-                    }
-                    _ => false,
-                })
+                .and_then(super::args::py_bool)
                 .unwrap_or(false);
             let number = match d.get("vdev").and_then(|v| v.as_str()) {
                 Some(v) => {

@@ -181,7 +181,7 @@ pub(super) fn is_on(vm: &Obj) -> bool {
 }
 
 /// Whether a VM is a guest or XenAPI VM (not a template, snapshot or control domain).
-fn is_vm(v: &Obj) -> bool {
+pub(super) fn is_vm(v: &Obj) -> bool {
     !v.bool("is_a_template") && !v.bool("is_a_snapshot") && !v.bool("is_control_domain")
 }
 
@@ -723,7 +723,7 @@ impl Backend {
     }
 
     async fn inspect_stats(&self, a: Args) -> ZvmResult {
-        let list = userid_list(&a)?;
+        let list = a.userid_list("userid_list")?;
         let mut out = serde_json::Map::new();
         for vm in self.running_guests(list) {
             let (cpu_time, mem, elapsed) = self.engine.read(|db| {
@@ -798,29 +798,6 @@ impl Backend {
         }
         lines
     }
-}
-
-/// A userid list argument: a list, or a string of comma-separated userids.
-fn userid_list(a: &Args) -> ZvmResult<Vec<String>> {
-    let items: Vec<String> = match a.get("userid_list") {
-        Json::String(s) => s.split(',').map(|u| u.trim().to_string()).collect(),
-        Json::Array(items) => items
-            .iter()
-            .map(|v| v.as_str().map(|s| s.trim().to_string()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| ZvmError::ArgFormat("userid_list must hold strings".into()))?,
-        _ => {
-            return Err(ZvmError::ArgType {
-                api: a.api().into(),
-                expected: "list".into(),
-                given: super::args::py_type(a.get("userid_list")).into(),
-            })
-        }
-    };
-    items
-        .into_iter()
-        .map(|u| userid_of(&u).ok_or_else(|| ZvmError::ArgFormat(format!("{u} is not a userid"))))
-        .collect()
 }
 
 /// Whether Python takes a JSON value for true.

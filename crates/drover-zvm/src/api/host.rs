@@ -51,13 +51,11 @@ use drover_model::Value;
 use serde_json::{json, Value as Json};
 
 use super::args::{opt, Param};
-use super::disk::{pool_name, Pool};
-use super::guest::{is_on, with};
+use super::disk::{pool_name, Pool, CYLINDER};
+use super::guest::{is_on, is_vm, with};
 use super::{other, Backend, Call, Dispatched};
 use crate::error::{Module, ZvmError, ZvmResult};
 
-/// Bytes of a 3390 cylinder.
-const CYLINDER: i64 = 737_280;
 /// Cylinders of the 3390 models, smallest first; larger volumes are extended (`3390-A`).
 const MODELS: &[(i64, &str)] = &[
     (3_339, "3390-03"),
@@ -168,11 +166,6 @@ fn seconds(v: &Value) -> i64 {
         Value::DateTime(t) => *t,
         _ => 0,
     }
-}
-
-/// Whether a VM is a guest or XenAPI VM (not a template, snapshot or control domain).
-fn is_vm(v: &Obj) -> bool {
-    !v.bool("is_a_template") && !v.bool("is_a_snapshot") && !v.bool("is_control_domain")
 }
 
 impl Backend {

@@ -14,6 +14,7 @@ use serde_json::{json, Value as Json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::args::{opt, req, Param};
+use super::disk::cylinders;
 use super::disk::Minidisk;
 use super::guest::{is_on, with};
 use super::{other, Backend, Call, Dispatched, NewVbd};
@@ -21,9 +22,6 @@ use crate::error::{Module, ZvmError, ZvmResult};
 
 const I: Module = Module::Image;
 const G: Module = Module::Guest;
-/// Bytes of a 3390 cylinder.
-const CYLINDER: i64 = 737_280;
-
 pub(super) async fn dispatch<'a>(b: &Backend, call: Call<'a>) -> Dispatched<'a> {
     Ok(match call.api {
         "image_import" => {
@@ -144,11 +142,6 @@ pub(super) async fn dispatch<'a>(b: &Backend, call: Call<'a>) -> Dispatched<'a> 
     })
 }
 
-/// The bytes of a size in `CYL` (3390 cylinders) units, rounded up.
-fn cylinders(bytes: i64) -> i64 {
-    (bytes + CYLINDER - 1) / CYLINDER
-}
-
 impl Backend {
     /// A slot among the deploys and captures allowed at once, or `503`.
     fn disk_copy_slot(
@@ -215,7 +208,7 @@ impl Backend {
         let path = self
             .config
             .work_dir
-            .join(format!("staging-{}", uuid_like()));
+            .join(format!("staging-{}", drover_core::txn::new_uuid()));
         let mut out = tokio::fs::File::create(&path)
             .await
             .map_err(|e| ZvmError::internal(I, format!("{}: {e}", path.display())))?;
@@ -727,16 +720,4 @@ fn qcow2_virtual_size(head: &[u8]) -> Option<u64> {
         return None;
     }
     Some(u64::from_be_bytes(head[24..32].try_into().ok()?))
-}
-
-/// A unique name for a staging file.
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}-{}",
-        std::process::id(),
-        drover_core::now(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }

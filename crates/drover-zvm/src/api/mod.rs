@@ -26,7 +26,7 @@ use drover_model::Value;
 use serde_json::{Map, Value as Json};
 
 use crate::error::{Module, ZvmError, ZvmResult};
-pub use args::Args;
+pub use args::{py_bool, Args};
 
 /// Settings of the connector.
 #[derive(Debug, Clone)]

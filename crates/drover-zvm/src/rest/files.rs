@@ -44,12 +44,7 @@ pub async fn import(config: &ZvmConfig, body: Body) -> Response<Body> {
 async fn store(config: &ZvmConfig, body: Body) -> std::io::Result<Json> {
     let dir = repository(config);
     tokio::fs::create_dir_all(&dir).await?;
-    let name = format!(
-        "{:016x}{:08x}",
-        drover_core::now() as u64,
-        std::process::id() ^ rand_u32()
-    );
-    let path = dir.join(&name);
+    let path = dir.join(drover_core::txn::new_uuid());
     let mut out = tokio::fs::File::create(&path).await?;
     let mut md5 = Md5::new();
     let mut size = 0u64;
@@ -72,13 +67,6 @@ async fn store(config: &ZvmConfig, body: Body) -> std::io::Result<Json> {
         "dest_url": format!("file://{}", path.display()),
         "md5sum": format!("{:x}", md5.finalize()),
     }))
-}
-
-/// A number that differs between uploads of one second.
-fn rand_u32() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    N.fetch_add(0x9e37_79b9, Ordering::Relaxed)
 }
 
 /// `POST /files` with `{"source_file": path}`.

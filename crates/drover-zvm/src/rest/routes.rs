@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::reply::Mapper;
+use crate::api::py_bool;
 use crate::validate::{Query, Schema};
 
 /// A path of the REST layer, with its variable parts.
@@ -213,21 +214,6 @@ fn or(v: Json, default: Json) -> Json {
     }
 }
 
-/// The original's `bool_from_string(strict=True)`; `None` for a value it refuses.
-pub fn bool_from(v: &Json) -> Option<bool> {
-    match v {
-        Json::Bool(b) => Some(*b),
-        Json::Null => Some(false),
-        Json::Number(n) => n.as_i64().map(|n| n != 0),
-        Json::String(s) => match s.to_ascii_lowercase().as_str() {
-            "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
-            "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// The first value of a query parameter.
 fn q(query: &[(String, String)], key: &str) -> Json {
     query
@@ -389,7 +375,7 @@ pub fn prepare(
                     ("mac_addr", b(&["nic", "mac_addr"])),
                     (
                         "active",
-                        json!(bool_from(&b(&["nic", "active"])).unwrap_or(false)),
+                        json!(py_bool(&b(&["nic", "active"])).unwrap_or(false)),
                     ),
                 ]),
                 Plain,
@@ -402,14 +388,14 @@ pub fn prepare(
                 vec![json!(u), json!(v)],
                 kw(vec![(
                     "active",
-                    json!(bool_from(&b(&["active"])).unwrap_or(false)),
+                    json!(py_bool(&b(&["active"])).unwrap_or(false)),
                 )]),
                 Plain,
             ),
         ),
         (GuestNicVdev(u, v), "PUT") => {
-            let active = json!(bool_from(&b(&["info", "active"])).unwrap_or(false));
-            let couple = bool_from(&b(&["info", "couple"])).unwrap_or(false);
+            let active = json!(py_bool(&b(&["info", "active"])).unwrap_or(false));
+            let couple = py_bool(&b(&["info", "couple"])).unwrap_or(false);
             let prepared = if couple && b(&["info"]).get("vswitch").is_none() {
                 None // the original's `info['vswitch']`: an unhandled error
             } else if couple {
@@ -442,7 +428,7 @@ pub fn prepare(
                     ("guest_networks", b(&["interface", "guest_networks"])),
                     (
                         "active",
-                        json!(bool_from(&b(&["interface", "active"])).unwrap_or(false)),
+                        json!(py_bool(&b(&["interface", "active"])).unwrap_or(false)),
                     ),
                 ]),
                 Plain,
@@ -459,7 +445,7 @@ pub fn prepare(
                 ],
                 kw(vec![(
                     "active",
-                    json!(bool_from(&b(&["interface", "active"])).unwrap_or(false)),
+                    json!(py_bool(&b(&["interface", "active"])).unwrap_or(false)),
                 )]),
                 Plain,
             ),
@@ -529,7 +515,7 @@ pub fn prepare(
             ),
         ),
         (FcpTemplates, "POST") => {
-            let host_default = bool_from(&b(&["host_default"])).unwrap_or(false);
+            let host_default = py_bool(&b(&["host_default"])).unwrap_or(false);
             (
                 Check::Body(Schema::CreateFcpTemplate),
                 call(
@@ -549,7 +535,7 @@ pub fn prepare(
         (FcpTemplatesDetail, "GET") => {
             let flag = |k: &str, d: bool| {
                 json!(match q(query, k) {
-                    Json::String(s) => bool_from(&json!(s)).unwrap_or(d),
+                    Json::String(s) => py_bool(&json!(s)).unwrap_or(d),
                     _ => d,
                 })
             };
@@ -574,7 +560,7 @@ pub fn prepare(
         (FcpTemplate(t), "PUT") => {
             let host_default = match b(&["host_default"]) {
                 Json::Null => Json::Null,
-                v => json!(bool_from(&v).unwrap_or(false)),
+                v => json!(py_bool(&v).unwrap_or(false)),
             };
             (
                 Check::Body(Schema::EditFcpTemplate),

@@ -4,31 +4,9 @@
 use drover_core::Obj;
 use serde_json::{json, Map, Value as Json};
 
-use crate::api::args::{py_type, Args};
+use crate::api::args::Args;
 use crate::api::{other, Backend};
-use crate::error::{ZvmError, ZvmResult};
-
-/// A userid list argument: a list, or one userid (comma-separated userids are split).
-fn userid_list(a: &Args) -> ZvmResult<Vec<String>> {
-    let items: Vec<&Json> = match a.get("userid_list") {
-        Json::Array(items) => items.iter().collect(),
-        v => vec![v],
-    };
-    let mut out = Vec::new();
-    for item in items {
-        let s = item.as_str().ok_or_else(|| ZvmError::ArgType {
-            api: a.api().into(),
-            expected: "list".into(),
-            given: py_type(item).into(),
-        })?;
-        out.extend(
-            s.split(',')
-                .map(|u| u.trim().to_uppercase())
-                .filter(|u| !u.is_empty()),
-        );
-    }
-    Ok(out)
-}
+use crate::error::ZvmResult;
 
 /// A cumulative counter the monitor keeps in `VIF_metrics.other_config`.
 fn counter(metrics: Option<&Obj>, key: &str) -> i64 {
@@ -79,7 +57,7 @@ impl Backend {
     /// count frames or discards per NIC, so those are 0.
     pub(super) fn inspect_vnics(&self, a: &Args) -> ZvmResult {
         let mut out = Map::new();
-        for vm in self.running_guests(userid_list(a)?) {
+        for vm in self.running_guests(a.userid_list("userid_list")?) {
             let mut entries = Vec::new();
             for nic in self.nic_list(&vm) {
                 let Some(vswitch) = &nic.info.vswitch else {
