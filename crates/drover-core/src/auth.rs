@@ -29,6 +29,17 @@ pub struct Account {
     pub user: String,
 }
 
+/// What a facade may know of a login account.
+#[derive(Debug, Clone)]
+pub struct AccountInfo {
+    /// Account name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Its `user` object.
+    pub user: Ref,
+}
+
 /// Hashes a password with a fresh salt.
 pub fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
@@ -214,6 +225,23 @@ impl Engine {
                 Ok(())
             }
         })
+    }
+
+    /// Every login account: its name, role and `user` object, sorted by name.
+    pub fn accounts(&self) -> Vec<AccountInfo> {
+        let mut list: Vec<AccountInfo> = self
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(name, a)| AccountInfo {
+                name: name.clone(),
+                role: a.role.clone(),
+                user: a.user.as_str().into(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
     }
 
     /// Changes the caller's own password.

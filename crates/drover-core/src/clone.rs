@@ -388,7 +388,7 @@ fn build_vm(
     fields.push(("name_label", Value::str(name)));
     fields.push(("power_state", Value::str("Halted")));
     fields.push(("domid", Value::Int(-1)));
-    let metrics = t.create("VM_metrics", vec![])?;
+    let metrics = t.create("VM_metrics", vec![("install_time", Value::DateTime(now()))])?;
     fields.push(("metrics", Value::str(&*metrics)));
     if let Mode::Snapshot = mode {
         fields.push(("is_a_snapshot", Value::Bool(true)));

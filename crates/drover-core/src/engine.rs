@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{AuditLog, AUDIT_KIND, DEFAULT_AUDIT_RETENTION};
 use crate::auth::{Account, SessionInfo};
 use crate::db::{Db, Obj, Ref};
 use crate::error::{CoreError, Result};
@@ -36,6 +37,22 @@ pub struct EngineConfig {
     pub console_base: String,
     /// Directory of the tiny test guest to offer as the template `Tiny Linux`, if any.
     pub tiny_guest: Option<PathBuf>,
+    /// Entries the audit log keeps (at least one); the oldest go when a new one would exceed it.
+    pub audit_retention: usize,
+}
+
+impl Default for EngineConfig {
+    /// No data directory (callers set one), a random admin password, consoles on
+    /// `http://127.0.0.1`, no tiny guest, and [`DEFAULT_AUDIT_RETENTION`] audit entries.
+    fn default() -> EngineConfig {
+        EngineConfig {
+            data_dir: PathBuf::new(),
+            admin_password: None,
+            console_base: String::new(),
+            tiny_guest: None,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
+        }
+    }
 }
 
 /// The domain core. Every API facade holds an `Arc<Engine>` and enters through
@@ -55,6 +72,8 @@ pub struct Engine {
     pub(crate) net_lock: tokio::sync::Mutex<()>,
     /// The previous counters of each host interface, for rates.
     pub(crate) pif_counters: Mutex<HashMap<String, (Instant, PifCounters)>>,
+    /// The audit log.
+    pub(crate) audit: AuditLog,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -89,8 +108,13 @@ impl Engine {
         let rows = store.load_all()?;
         let mut db = Db::default();
         let mut accounts = HashMap::new();
+        let mut audit_rows = Vec::new();
         let schema = Schema::get();
         for row in rows {
+            if row.kind == AUDIT_KIND {
+                audit_rows.push(row);
+                continue;
+            }
             if row.kind == ACCOUNT_KIND {
                 if let Ok(a) = serde_json::from_slice::<Account>(&row.data) {
                     accounts.insert(row.key.clone(), a);
@@ -127,6 +151,7 @@ impl Engine {
             data_dir: config.data_dir.clone(),
             net_lock: tokio::sync::Mutex::new(()),
             pif_counters: Mutex::new(HashMap::new()),
+            audit: AuditLog::load(audit_rows, config.audit_retention),
             console_base: match config.console_base.trim_end_matches('/') {
                 "" => "http://127.0.0.1".to_string(),
                 base => base.to_string(),
@@ -215,6 +240,12 @@ impl Engine {
         };
         self.gen_tx.send_replace(gen);
         Ok(out)
+    }
+
+    /// Commits rows that are not objects (audit entries) to the store, durably.
+    pub(crate) fn commit_rows(&self, rows: &[StoreChange]) -> Result<()> {
+        blocking(|| self.store.commit(rows))?;
+        Ok(())
     }
 
     /// Writes a login account durably.

@@ -366,6 +366,9 @@ pub enum CoreError {
     /// The store failed; nothing was changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The host is disabled (in maintenance) and accepts no new guests.
+    #[error("host {0} is disabled")]
+    HostDisabled(String),
     /// An internal invariant failed.
     #[error("internal error: {0}")]
     Internal(String),

@@ -1,4 +1,5 @@
-//! Host messages answered from the host driver.
+//! Host messages: facts answered from the host driver, and enabling or disabling a host for
+//! new guests.
 
 use drover_model::Value;
 
@@ -17,6 +18,10 @@ pub enum HostAction {
     GetServerLocaltime,
     /// The management PIF.
     GetManagementInterface,
+    /// Refuses new guests from now on (maintenance); running guests keep running.
+    Disable,
+    /// Accepts new guests again.
+    Enable,
 }
 
 impl HostAction {
@@ -27,6 +32,8 @@ impl HostAction {
             HostAction::GetServertime => "get_servertime",
             HostAction::GetServerLocaltime => "get_server_localtime",
             HostAction::GetManagementInterface => "get_management_interface",
+            HostAction::Disable => "disable",
+            HostAction::Enable => "enable",
         }
     }
 }
@@ -56,6 +63,19 @@ impl Engine {
                         )
                     })
             })?,
+            HostAction::Disable | HostAction::Enable => {
+                let enabled = matches!(action, HostAction::Enable);
+                self.write(|t| t.set("host", host, "enabled", Value::Bool(enabled)))?;
+                Reply::Void
+            }
         })
+    }
+
+    /// Fails with `HOST_DISABLED` when the host accepts no new guests.
+    pub(crate) fn require_enabled(&self, host: &str) -> Result<()> {
+        match self.read(|db| db.get("host", host).map(|h| h.bool("enabled"))) {
+            Some(false) => Err(CoreError::HostDisabled(host.to_string())),
+            _ => Ok(()),
+        }
     }
 }

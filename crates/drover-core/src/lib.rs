@@ -1,11 +1,13 @@
 //! Drover's domain core.
 //!
 //! It owns the inventory's objects (the XenAPI datamodel of `drover-model`), the VM power state
-//! machine, tasks, events, identities and permissions, and persistence through `drover-store`.
+//! machine, tasks, events, identities and permissions, the audit log, and persistence through
+//! `drover-store`.
 //! It reaches hosts only through `drover-host`'s driver interface. API facades translate their
 //! wire formats into [`Op`]s and enter through [`Engine::call`] or [`Engine::submit`]; the core
 //! knows no wire format.
 
+mod audit;
 mod auth;
 mod bootstrap;
 mod clone;
@@ -21,6 +23,7 @@ mod network;
 mod objects;
 mod ops;
 mod relations;
+mod remove;
 mod sr;
 mod storage;
 mod tasks;
@@ -28,7 +31,9 @@ mod templates;
 pub mod txn;
 mod vm;
 
-pub use auth::{Caller, SUPERUSER_ROLE};
+pub use audit::codes as audit_codes;
+pub use audit::{AuditEntry, Severity, DEFAULT_AUDIT_RETENTION};
+pub use auth::{AccountInfo, Caller, SUPERUSER_ROLE};
 pub use db::{Obj, Ref};
 pub use engine::{now, Engine, EngineConfig};
 pub use error::{CoreError, Result};
@@ -36,7 +41,7 @@ pub use events::{Event, EventBatch};
 pub use host::HostAction;
 pub use network::vif::{random_mac, valid_mac};
 pub use network::NetOp;
-pub use ops::{Ctx, Op, Reply, TaskRender};
+pub use ops::{CallOpts, Ctx, Op, Reply, TaskRender};
 pub use sr::{PbdAction, SrAction, SrSpec};
 pub use storage::{VbdAction, VdiAction};
 pub use vm::VmAction;

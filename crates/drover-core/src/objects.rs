@@ -70,9 +70,14 @@ impl Engine {
                 let kind = get("type")
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_else(|| "user".into());
-                let vdi = self
-                    .new_vdi(&sr, &name, size, &kind, ImageFormat::Qcow2)
-                    .await?;
+                let raw = get("sm_config")
+                    .is_some_and(|c| c.map_get("type").and_then(|t| t.as_str()) == Some("raw"));
+                let format = if raw {
+                    ImageFormat::Raw
+                } else {
+                    ImageFormat::Qcow2
+                };
+                let vdi = self.new_vdi(&sr, &name, size, &kind, format).await?;
                 let rest: Vec<(String, Value)> = values
                     .into_iter()
                     .filter(|(n, _)| {
@@ -122,7 +127,11 @@ impl Engine {
                     .collect();
                 match class {
                     "VM" => {
-                        vals.push(("metrics", Value::str(&*t.create("VM_metrics", vec![])?)));
+                        let metrics = t.create(
+                            "VM_metrics",
+                            vec![("install_time", Value::DateTime(crate::engine::now()))],
+                        )?;
+                        vals.push(("metrics", Value::str(&*metrics)));
                         vals.push(("power_state", Value::str("Halted")));
                         vals.push(("domid", Value::Int(-1)));
                     }

@@ -335,11 +335,30 @@ impl Op {
     }
 }
 
+/// Options of a call beyond the operation itself.
+#[derive(Debug, Clone, Default)]
+pub struct CallOpts {
+    /// The client's id for this request, carried into audit entries and the task it makes.
+    pub correlation_id: Option<String>,
+}
+
 impl Engine {
     /// Runs an operation synchronously for a caller.
     pub async fn call(self: &Arc<Self>, caller: &Caller, op: Op) -> Result<Reply> {
+        self.call_with(caller, op, CallOpts::default()).await
+    }
+
+    /// Runs an operation synchronously for a caller, with options; an operation that changes
+    /// something is recorded in the audit log when it ends.
+    pub async fn call_with(
+        self: &Arc<Self>,
+        caller: &Caller,
+        op: Op,
+        opts: CallOpts,
+    ) -> Result<Reply> {
         let (class, message) = op.permission();
         self.check_permission(caller, &class, &message)?;
+        let plan = self.read(|db| crate::audit::plan(db, &op));
         let ctx = Ctx {
             caller,
             task: new_ref(),
@@ -347,7 +366,11 @@ impl Engine {
             tracked: false,
             started: std::sync::Mutex::new(None),
         };
-        self.execute(&ctx, op).await
+        let outcome = self.execute(&ctx, op).await;
+        if let Some(plan) = plan {
+            self.audit_outcome(caller, plan, &outcome, opts.correlation_id, None);
+        }
+        outcome
     }
 
     /// Runs an operation as a task and returns the task's reference as soon as the operation
@@ -359,9 +382,24 @@ impl Engine {
         label: &str,
         render: Arc<dyn TaskRender>,
     ) -> Result<Ref> {
+        self.submit_with(caller, op, label, render, CallOpts::default())
+            .await
+    }
+
+    /// [`Engine::submit`] with options: the task keeps the correlation id in its
+    /// `other_config` key `correlation_id`; an operation that changes something is recorded in
+    /// the audit log when it ends, before the task does.
+    pub async fn submit_with(
+        self: &Arc<Self>,
+        caller: &Caller,
+        op: Op,
+        label: &str,
+        render: Arc<dyn TaskRender>,
+        opts: CallOpts,
+    ) -> Result<Ref> {
         let (class, message) = op.permission();
         self.check_permission(caller, &class, &message)?;
-        let (task, cancel) = self.create_task(caller, label)?;
+        let (task, cancel) = self.create_task(caller, label, opts.correlation_id.as_deref())?;
         let engine = self.clone();
         let caller = caller.clone();
         let running = task.clone();
@@ -374,7 +412,11 @@ impl Engine {
                 tracked: true,
                 started: std::sync::Mutex::new(Some(tx)),
             };
+            let plan = engine.read(|db| crate::audit::plan(db, &op));
             let outcome = engine.execute(&ctx, op).await;
+            if let Some(plan) = plan {
+                engine.audit_outcome(&caller, plan, &outcome, opts.correlation_id, Some(&running));
+            }
             engine.complete_task(&running, outcome, render.as_ref());
             ctx.started();
         });
@@ -474,7 +516,7 @@ impl Engine {
             Op::Sr { sr, action } => self.sr_action(ctx, &sr, action).await,
             Op::Pbd { pbd, action } => self.pbd_action(&pbd, action).await,
             Op::TaskCreate { label, description } => {
-                let (task, _) = self.create_task(ctx.caller, &label)?;
+                let (task, _) = self.create_task(ctx.caller, &label, None)?;
                 self.write(|t| t.set("task", &task, "name_description", Value::str(description)))?;
                 Ok(Reply::Ref(task))
             }

@@ -322,15 +322,11 @@ impl Engine {
         }
     }
 
-    /// Deletes a VDI's image and record, whatever refers to it.
+    /// Deletes a VDI's record, whatever refers to it, and its image.
     pub(crate) async fn forget_vdi(&self, vdi: &str) {
         let Ok(obj) = self.get("VDI", vdi) else {
             return;
         };
-        let sr = obj.str("SR").to_string();
-        if let Err(e) = self.host.image_destroy(&sr, &image_location(&obj)).await {
-            tracing::warn!(vdi, error = %e, "could not delete a disk image");
-        }
         let _ = self.write(|t| {
             if t.get("VDI", vdi).is_some() {
                 t.destroy("VDI", vdi)
@@ -338,7 +334,24 @@ impl Engine {
                 Ok(())
             }
         });
-        self.refresh_sr(&sr).await;
+        self.delete_images(&[(obj.str("SR").to_string(), image_location(&obj))])
+            .await;
+    }
+
+    /// Deletes the images (SR, location) of VDI records already removed, then refreshes the
+    /// SRs' figures. An image the host cannot delete is reported and left for a scan to find.
+    pub(crate) async fn delete_images(&self, images: &[(String, String)]) {
+        for (sr, image) in images {
+            if let Err(e) = self.host.image_destroy(sr, image).await {
+                tracing::warn!(%image, error = %e, "could not delete a disk image");
+            }
+        }
+        let mut srs: Vec<&str> = images.iter().map(|(sr, _)| sr.as_str()).collect();
+        srs.sort_unstable();
+        srs.dedup();
+        for sr in srs {
+            self.refresh_sr(sr).await;
+        }
     }
 
     /// Updates an SR's size figures from the host.

@@ -11,12 +11,18 @@ use crate::error::{CoreError, Result};
 use crate::ops::{Reply, TaskRender};
 
 impl Engine {
+    /// A pending task of `caller`, with the client's correlation id in `other_config` if given.
     pub(crate) fn create_task(
         &self,
         caller: &Caller,
         label: &str,
+        correlation_id: Option<&str>,
     ) -> Result<(Ref, CancellationToken)> {
         let host = self.this_host();
+        let mut other_config = vec![("owner", caller.user.as_str())];
+        if let Some(id) = correlation_id {
+            other_config.push(("correlation_id", id));
+        }
         let task = self.write(|t| {
             t.create(
                 "task",
@@ -27,10 +33,7 @@ impl Engine {
                     ("resident_on", Value::str(&*host)),
                     ("progress", Value::Float(0.0)),
                     ("allowed_operations", Value::Set(vec![Value::str("cancel")])),
-                    (
-                        "other_config",
-                        Value::string_map([("owner", caller.user.as_str())]),
-                    ),
+                    ("other_config", Value::string_map(other_config)),
                 ],
             )
         })?;

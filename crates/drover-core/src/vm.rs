@@ -90,6 +90,12 @@ pub enum VmAction {
     Provision,
     /// Deletes the VM record (not its disks).
     Destroy,
+    /// Deletes a halted VM with its NICs, disk attachments and snapshots, and the disks that
+    /// only it (and its snapshots) use; shared disks, ISO images and disks other VMs have stay.
+    Remove {
+        /// Keep the VM's own disks (its snapshots' disks still go).
+        keep_disks: bool,
+    },
     /// Sets all four memory limits.
     SetMemoryLimits {
         /// static_min.
@@ -180,7 +186,7 @@ impl VmAction {
             VmAction::Snapshot { .. } => "snapshot",
             VmAction::Revert => "revert",
             VmAction::Provision => "provision",
-            VmAction::Destroy => "destroy",
+            VmAction::Destroy | VmAction::Remove { .. } => "destroy",
             VmAction::SetMemoryLimits { .. } => "set_memory_limits",
             VmAction::SetMemoryDynamicRange { .. } => "set_memory_dynamic_range",
             VmAction::SetMemoryStaticRange { .. } => "set_memory_static_range",
@@ -274,7 +280,7 @@ const ALL_OPS: &[&str] = &[
 ];
 
 /// Checks an operation against a VM's state; the error a client should see if it is refused.
-fn check_op(vm: &Obj, op: &str) -> Result<()> {
+pub(crate) fn check_op(vm: &Obj, op: &str) -> Result<()> {
     let Some((states, template_ok)) = rule(op) else {
         return Ok(());
     };
@@ -549,6 +555,10 @@ impl Engine {
             VmAction::Revert => self.revert(ctx, vm).await.map(|_| Reply::Void),
             VmAction::Provision => self.provision(vm).await.map(|_| Reply::Void),
             VmAction::Destroy => self.destroy_vm(ctx, vm).await.map(|_| Reply::Void),
+            VmAction::Remove { keep_disks } => self
+                .remove_vm(ctx, vm, keep_disks)
+                .await
+                .map(|_| Reply::Void),
             VmAction::SetMemoryLimits {
                 static_min,
                 static_max,
@@ -715,7 +725,7 @@ impl Engine {
         }
     }
 
-    fn require_halted(&self, vm: &Obj) -> Result<()> {
+    pub(crate) fn require_halted(&self, vm: &Obj) -> Result<()> {
         if vm.str("power_state") != "Halted" {
             return Err(CoreError::VmBadPowerState {
                 vm: vm.r.to_string(),
@@ -732,6 +742,7 @@ impl Engine {
         let vmr = vm.to_string();
         let base = self.console_base.clone();
         self.guarded(ctx, vm, op, async {
+            self.require_enabled(&host)?;
             self.check_startable(&obj)?;
             let (spec, vifs) = self.guest_spec(&obj, false)?;
             ctx.checkpoint()?;
@@ -824,6 +835,7 @@ impl Engine {
         let vmr = vm.to_string();
         let base = self.console_base.clone();
         self.guarded(ctx, vm, op, async {
+            self.require_enabled(&host)?;
             let suspend_vdi = obj.str("suspend_VDI");
             let Some(image) = self
                 .get("VDI", suspend_vdi)
@@ -982,6 +994,11 @@ impl Engine {
 /// its VIFs' addresses go back to their networks' ranges.
 pub(crate) fn destroy_vm_record(t: &mut Txn, vm: &str) -> Result<()> {
     let obj = t.must("VM", vm)?.clone();
+    let vbd_metrics: Vec<String> = t
+        .members(&obj, "VBDs", "VBD")
+        .iter()
+        .map(|b| b.str("metrics").to_string())
+        .collect();
     let (nets, vif_metrics): (Vec<Ref>, Vec<String>) = t
         .members(&obj, "VIFs", "VIF")
         .iter()
@@ -1009,9 +1026,11 @@ pub(crate) fn destroy_vm_record(t: &mut Txn, vm: &str) -> Result<()> {
             t.destroy(class, r)?;
         }
     }
-    for m in vif_metrics {
-        if t.get("VIF_metrics", &m).is_some() {
-            t.destroy("VIF_metrics", &m)?;
+    for (class, metrics) in [("VIF_metrics", vif_metrics), ("VBD_metrics", vbd_metrics)] {
+        for m in metrics {
+            if t.get(class, &m).is_some() {
+                t.destroy(class, &m)?;
+            }
         }
     }
     t.destroy("VM", vm)?;

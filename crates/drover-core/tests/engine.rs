@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use drover_core::{
-    Caller, CoreError, Engine, EngineConfig, Op, PbdAction, Reply, SrAction, SrSpec, VbdAction,
-    VdiAction, VmAction,
+    Caller, CoreError, Engine, EngineConfig, HostAction, Op, PbdAction, Reply, SrAction, SrSpec,
+    VbdAction, VdiAction, VmAction,
 };
 use drover_host::sim::{SimConfig, SimHost};
 use drover_host::{ByteSource, HostDriver, ImageFormat};
@@ -24,6 +24,7 @@ async fn open_with_host(dir: &std::path::Path) -> (Arc<Engine>, Arc<SimHost>) {
         admin_password: Some("secret".into()),
         console_base: "http://drover.test:8080/".into(),
         tiny_guest: None,
+        ..EngineConfig::default()
     };
     (Engine::open(config, host.clone()).await.unwrap(), host)
 }
@@ -887,4 +888,39 @@ async fn a_scan_reconciles_vdis_with_the_images_found() {
     );
     let cd = engine.get("VBD", &cd).unwrap();
     assert!(cd.bool("empty"), "CD drives that held it are empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_host_takes_no_new_guests() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path()).await;
+    let caller = admin(&engine).await;
+    let vm = new_vm(&engine, &caller, "maint").await;
+    let host = engine.this_host().to_string();
+    let host_op = |action: HostAction| Op::Host {
+        host: host.clone(),
+        action,
+    };
+    call(&engine, &caller, host_op(HostAction::Disable))
+        .await
+        .unwrap();
+    assert!(!engine.get("host", &host).unwrap().bool("enabled"));
+    let refused = call(
+        &engine,
+        &caller,
+        Op::Vm {
+            vm: vm.clone(),
+            action: START,
+        },
+    )
+    .await;
+    assert!(matches!(refused, Err(CoreError::HostDisabled(_))));
+    assert_eq!(engine.get("VM", &vm).unwrap().str("power_state"), "Halted");
+    call(&engine, &caller, host_op(HostAction::Enable))
+        .await
+        .unwrap();
+    vm_op(&engine, &caller, &vm, START).await;
+    assert_eq!(engine.get("VM", &vm).unwrap().str("power_state"), "Running");
+    let log = engine.audit_log(None, None);
+    assert!(log.iter().any(|e| e.message.contains("maintenance")));
 }

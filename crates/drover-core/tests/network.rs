@@ -67,6 +67,7 @@ async fn open(dir: &std::path::Path, host: Arc<SimHost>) -> (Arc<Engine>, Caller
         admin_password: Some("secret".into()),
         console_base: String::new(),
         tiny_guest: None,
+        ..EngineConfig::default()
     };
     let engine = Engine::open(config, host).await.unwrap();
     let session = engine.login("admin", "secret", "test").await.unwrap();

@@ -562,6 +562,8 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
         ("host", "get_servertime") => host_op(a, HostAction::GetServertime)?,
         ("host", "get_server_localtime") => host_op(a, HostAction::GetServerLocaltime)?,
         ("host", "get_management_interface") => host_op(a, HostAction::GetManagementInterface)?,
+        ("host", "disable") => host_op(a, HostAction::Disable)?,
+        ("host", "enable") => host_op(a, HostAction::Enable)?,
         ("SR", "scan") => Op::Sr {
             sr: ref_arg(a, 1)?,
             action: SrAction::Scan,

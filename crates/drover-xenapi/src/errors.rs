@@ -71,6 +71,7 @@ pub fn describe(e: &CoreError) -> Vec<String> {
             task,
         } => v("OTHER_OPERATION_IN_PROGRESS", &[class, handle, op, task]),
         E::OperationNotAllowed(r) => v("OPERATION_NOT_ALLOWED", &[r]),
+        E::HostDisabled(h) => v("HOST_DISABLED", &[h]),
         E::VdiInUse { vdi, op } => v("VDI_IN_USE", &[vdi, op]),
         E::VdiLocationMissing { sr, location } => v("VDI_LOCATION_MISSING", &[sr, location]),
         E::BadImage { reason, .. } => v("VDI_IO_ERROR", &[reason]),

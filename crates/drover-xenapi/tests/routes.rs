@@ -28,6 +28,7 @@ async fn fixture() -> Fixture {
         admin_password: Some("secret".into()),
         console_base: "http://127.0.0.1:8080".into(),
         tiny_guest: None,
+        ..EngineConfig::default()
     };
     let engine = Engine::open(config, host).await.unwrap();
     let session = engine

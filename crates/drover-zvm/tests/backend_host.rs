@@ -34,6 +34,7 @@ async fn world() -> World {
             admin_password: Some("secret".into()),
             console_base: String::new(),
             tiny_guest: None,
+            ..EngineConfig::default()
         },
         host,
     )

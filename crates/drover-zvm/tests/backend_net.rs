@@ -26,6 +26,7 @@ async fn world() -> World {
         admin_password: Some("secret".into()),
         console_base: String::new(),
         tiny_guest: None,
+        ..EngineConfig::default()
     };
     let engine = Engine::open(config, host).await.unwrap();
     let b = Backend::new(

@@ -272,6 +272,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         admin_password: std::env::var("DROVER_ADMIN_PASSWORD").ok(),
         console_base: format!("http://{}", args.listen),
         tiny_guest: tiny_guest(&args),
+        ..EngineConfig::default()
     };
     let engine = Engine::open(config, host)
         .await

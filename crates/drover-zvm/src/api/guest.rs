@@ -362,7 +362,7 @@ impl Backend {
         let userid = a.userid("userid")?;
         match self.guest(&userid) {
             Ok(vm) => {
-                if is_on(&vm) {
+                if vm.str("power_state") != "Halted" {
                     self.vm_op(&vm, VmAction::HardShutdown).await?;
                 }
                 self.destroy_guest(&vm.r).await?;
@@ -372,26 +372,23 @@ impl Backend {
         }
     }
 
-    /// Destroys a VM with its minidisks, NICs and config drive.
-    pub(super) async fn destroy_guest(&self, vm: &str) -> ZvmResult<()> {
+    /// Removes a halted VM with its minidisks, NICs and config drive; attached volumes are
+    /// detached first and kept.
+    async fn destroy_guest(&self, vm: &str) -> ZvmResult<()> {
         let obj = self.obj(G, "VM", vm)?;
         for vbd in obj.refs("VBDs") {
             let Ok(b) = self.obj(G, "VBD", &vbd) else {
                 continue;
             };
-            let vdi = b.str("VDI").to_string();
-            self.destroy(G, "VBD", &vbd).await?;
-            if vdi.starts_with("OpaqueRef:") && self.obj(G, "VDI", &vdi).is_ok() {
-                let vdi_obj = self.obj(G, "VDI", &vdi)?;
-                if other(&vdi_obj, "zvm_volume").is_none() {
-                    self.destroy(G, "VDI", &vdi).await?;
-                }
+            let volume = self
+                .obj(G, "VDI", b.str("VDI"))
+                .is_ok_and(|vdi| other(&vdi, "zvm_volume").is_some());
+            if volume {
+                self.destroy(G, "VBD", &vbd).await?;
             }
         }
-        for vif in obj.refs("VIFs") {
-            self.destroy(G, "VIF", &vif).await?;
-        }
-        self.vm_op(&obj, VmAction::Destroy).await?;
+        self.vm_op(&obj, VmAction::Remove { keep_disks: false })
+            .await?;
         Ok(())
     }
 
