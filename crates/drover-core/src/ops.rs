@@ -304,12 +304,10 @@ impl Op {
             Op::GetByNameLabel { class, .. } => (class.as_str(), "get_by_name_label".into()),
             Op::GetField { class, field, .. } => (class.as_str(), format!("get_{field}")),
             Op::SetField { class, field, .. } => (class.as_str(), format!("set_{field}")),
-            Op::MapAdd { class, field, .. } | Op::SetAdd { class, field, .. } => {
-                (class.as_str(), format!("add_to_{field}"))
-            }
-            Op::MapRemove { class, field, .. } | Op::SetRemove { class, field, .. } => {
-                (class.as_str(), format!("remove_from_{field}"))
-            }
+            Op::MapAdd { class, field, .. } => (class.as_str(), format!("add_to_{field}")),
+            Op::SetAdd { class, field, .. } => (class.as_str(), format!("add_{field}")),
+            Op::MapRemove { class, field, .. } => (class.as_str(), format!("remove_from_{field}")),
+            Op::SetRemove { class, field, .. } => (class.as_str(), format!("remove_{field}")),
             Op::Create { class, .. } => (class.as_str(), "create".into()),
             Op::Destroy { class, .. } => (class.as_str(), "destroy".into()),
             Op::Net(op) => {
@@ -683,5 +681,49 @@ pub fn validate(field: &str, ty: &Type, v: &Value) -> Result<()> {
         Ok(())
     } else {
         Err(CoreError::FieldType(field.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_and_map_edits_check_the_datamodel_messages() {
+        let tag = |add: bool| {
+            let (class, r, field, value) =
+                ("VM".into(), "r".into(), "tags".into(), Value::str("t"));
+            if add {
+                Op::SetAdd {
+                    class,
+                    r,
+                    field,
+                    value,
+                }
+            } else {
+                Op::SetRemove {
+                    class,
+                    r,
+                    field,
+                    value,
+                }
+            }
+        };
+        assert_eq!(tag(true).permission(), ("VM".into(), "add_tags".into()));
+        assert_eq!(tag(false).permission(), ("VM".into(), "remove_tags".into()));
+        let map = Op::MapAdd {
+            class: "VM".into(),
+            r: "r".into(),
+            field: "other_config".into(),
+            key: Value::str("k"),
+            value: Value::str("v"),
+        };
+        assert_eq!(
+            map.permission(),
+            ("VM".into(), "add_to_other_config".into())
+        );
+        let schema = drover_model::Schema::get();
+        let vm = schema.class("VM").unwrap();
+        assert!(vm.messages.get("add_tags").is_some());
     }
 }
