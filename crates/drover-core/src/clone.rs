@@ -191,13 +191,15 @@ impl Engine {
                 let base = t.get("VDI", &old).cloned();
                 let new = new_vdi_record(t, image, base.as_ref())?;
                 t.set("VBD", &vbd, "VDI", Value::str(&*new))?;
-                // The disk the VM had goes once nothing else uses it.
+                // The disk the VM had goes once nothing else uses it, and its new image keeps
+                // its identity (uuid), as a disk keeps its id when oVirt restores a snapshot.
                 if let Some(b) = base.filter(|_| {
                     t.get("VDI", &old)
                         .is_some_and(|v| v.refs("VBDs").is_empty())
                 }) {
                     old_images.push((image_location(&b), b.str("SR").to_string()));
                     t.destroy("VDI", &old)?;
+                    t.set("VDI", &new, "uuid", Value::str(b.uuid()))?;
                 }
             }
             // The VM takes back the snapshot's configuration, not its identity or runtime state.

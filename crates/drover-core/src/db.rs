@@ -182,7 +182,9 @@ impl Db {
         if let Some(old) = table.objs.get(&obj.r) {
             self.changed.remove(&old.modified);
             obj.created = old.created;
-            if old.uuid() != obj.uuid() {
+            if old.uuid() != obj.uuid()
+                && table.by_uuid.get(old.uuid()).is_some_and(|o| *o == obj.r)
+            {
                 table.by_uuid.remove(old.uuid());
             }
         } else {
@@ -214,7 +216,10 @@ impl Db {
         let Some(old) = table.objs.remove(r) else {
             return;
         };
-        table.by_uuid.remove(old.uuid());
+        // A uuid that moved to another object in the same change stays that object's.
+        if table.by_uuid.get(old.uuid()).is_some_and(|o| **o == *r) {
+            table.by_uuid.remove(old.uuid());
+        }
         self.changed.remove(&old.modified);
         self.gen += 1;
         self.tombstones.insert(

@@ -724,6 +724,6 @@ mod tests {
         );
         let schema = drover_model::Schema::get();
         let vm = schema.class("VM").unwrap();
-        assert!(vm.messages.get("add_tags").is_some());
+        assert!(vm.messages.contains_key("add_tags"));
     }
 }

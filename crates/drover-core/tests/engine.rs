@@ -924,3 +924,34 @@ async fn a_disabled_host_takes_no_new_guests() {
     let log = engine.audit_log(None, None);
     assert!(log.iter().any(|e| e.message.contains("maintenance")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reverted_disk_keeps_its_uuid() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path()).await;
+    let caller = admin(&engine).await;
+    let vm = new_vm(&engine, &caller, "rev").await;
+    let before = disk_of(&engine, &vm);
+    let uuid = engine.get("VDI", &before).unwrap().uuid().to_string();
+    let snap = r(call(
+        &engine,
+        &caller,
+        Op::Vm {
+            vm: vm.clone(),
+            action: VmAction::Snapshot { name: "s".into() },
+        },
+    )
+    .await
+    .unwrap());
+    vm_op(&engine, &caller, &snap, VmAction::Revert).await;
+    let after = disk_of(&engine, &vm);
+    assert_ne!(after, before, "the VM's disk is a new image");
+    assert!(engine.get("VDI", &before).is_err());
+    assert_eq!(engine.get("VDI", &after).unwrap().uuid(), uuid);
+    let by_uuid = engine.read(|db| db.table("VDI").and_then(|t| t.by_uuid(&uuid)).cloned());
+    assert_eq!(by_uuid.as_deref(), Some(after.as_str()));
+    drop(engine);
+    let engine = open(dir.path()).await;
+    let by_uuid = engine.read(|db| db.table("VDI").and_then(|t| t.by_uuid(&uuid)).cloned());
+    assert_eq!(by_uuid.as_deref(), Some(after.as_str()));
+}
