@@ -103,6 +103,9 @@ struct ServeArgs {
     /// none; default: the pool's default SR.
     #[arg(long, value_name = "POOL")]
     zvm_disk_pool: Option<String>,
+    /// Address of the oVirt REST API v4 (`/ovirt-engine/api` and its SSO; off unless given).
+    #[arg(long, value_name = "HOST:PORT")]
+    ovirt_listen: Option<SocketAddr>,
     /// Capacity of each simulated storage repository, in MiB.
     #[arg(long, default_value_t = 4 << 20)]
     sim_sr_capacity_mib: u64,
@@ -254,6 +257,21 @@ async fn start_zvm(args: &ServeArgs, engine: Arc<Engine>) -> Result<(), String> 
     Ok(())
 }
 
+/// Starts the oVirt REST API's listener.
+async fn start_ovirt(addr: SocketAddr, engine: Arc<Engine>) -> Result<(), String> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let router = drover_ovirt::router(engine);
+    tracing::info!(listen = %addr, "oVirt REST API ready");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(l, router).await {
+            tracing::error!("oVirt REST server stopped: {e}");
+        }
+    });
+    Ok(())
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -282,6 +300,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", args.listen))?;
     if args.zvm_listen.is_some() || args.zvm_socket_listen.is_some() {
         start_zvm(&args, engine.clone()).await?;
+    }
+    if let Some(addr) = args.ovirt_listen {
+        start_ovirt(addr, engine.clone()).await?;
     }
     tracing::info!(listen = %args.listen, data_dir = %args.data_dir.display(), "XenAPI server ready");
     axum::serve(listener, drover_xenapi::router(engine))
