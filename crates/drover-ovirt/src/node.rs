@@ -124,7 +124,7 @@ impl Node {
 
     /// Writes the document as XML.
     pub fn to_xml(&self) -> Vec<u8> {
-        let mut w = Writer::new_with_indent(Vec::with_capacity(1024), b' ', 2);
+        let mut w = Writer::new(Vec::with_capacity(1024));
         let _ = w.write_event(Event::Decl(BytesDecl::new(
             "1.0",
             Some("UTF-8"),
