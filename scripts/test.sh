@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # THE test command of Drover: builds the engine and the tiny test guest (guest/), runs the Rust
 # tests (the agent's boot real QEMU guests) and lints, boots the guest by hand as a check, then the
-# XenAPI interop suite (the real XenAPI Python client against `drover serve`, simulated and QEMU).
+# interop suite (the real XenAPI, z/VM and oVirt Python clients against `drover serve`, simulated
+# and QEMU).
 #
 #   scripts/test.sh              everything
 #   scripts/test.sh -k events    extra arguments go to pytest
 #
 # Works on a fresh Debian 12 machine as root: installs what is missing (apt packages, the
-# Python venv .venv with XenAPI, pytest and requests). Exits non-zero if any step fails; every
-# step runs even after an earlier one failed (except that nothing runs without a built engine).
+# Python venv .venv with XenAPI, the z/VM and oVirt SDKs, pytest and requests). Exits non-zero
+# if any step fails; every step runs even after an earlier one failed (except that nothing runs
+# without a built engine).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,9 +22,11 @@ say() { printf '\n==> %s\n' "$*"; }
 # ---------------------------------------------------------------------------------- system deps
 # dnsmasq-base (the agent's DHCP servers), iproute2 (`ip`: network namespaces, bridges, taps),
 # busybox-static (the tiny guest; `busybox ping` in the network tests' own namespaces) and xorriso
-# (the agent's ISO 9660 config drives).
-APT_PKGS=(python3 python3-venv python3-pip build-essential pkg-config ca-certificates curl qemu-system-x86 qemu-utils
-          dnsmasq-base iproute2 busybox-static xorriso)
+# (the agent's ISO 9660 config drives). python3-dev and libxml2-dev: pip builds the oVirt SDK
+# (ovirt-engine-sdk-python, only published as source) with its C extension over libxml2;
+# libcurl4-openssl-dev and libssl-dev let pip build its pycurl too where no wheel fits.
+APT_PKGS=(python3 python3-venv python3-pip python3-dev build-essential pkg-config ca-certificates curl qemu-system-x86
+          qemu-utils dnsmasq-base iproute2 busybox-static xorriso libxml2-dev libcurl4-openssl-dev libssl-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -56,10 +60,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"
     python3 -m venv "$VENV" || { echo "error: python3 -m venv failed" >&2; exit 1; }
 fi
-if ! "$VENV/bin/python" -c 'import XenAPI, pytest, requests, websocket, zvmconnector' >/dev/null 2>&1; then
-    say "pip install XenAPI zVMCloudConnector==1.6.3 pytest requests websocket-client"
-    "$VENV/bin/pip" install -q --disable-pip-version-check XenAPI zVMCloudConnector==1.6.3 pytest requests \
-        websocket-client || {
+if ! "$VENV/bin/python" -c 'import XenAPI, pytest, requests, websocket, zvmconnector, ovirtsdk4' >/dev/null 2>&1; then
+    say "pip install XenAPI zVMCloudConnector==1.6.3 ovirt-engine-sdk-python==4.6.3 pytest requests websocket-client"
+    "$VENV/bin/pip" install -q --disable-pip-version-check XenAPI zVMCloudConnector==1.6.3 \
+        ovirt-engine-sdk-python==4.6.3 pytest requests websocket-client || {
         echo "error: pip install failed" >&2
         exit 1
     }

@@ -263,17 +263,25 @@ def engine_factory(request, drover_bin, _engines_root):
         _finish_engine(eng, request.session.testsfailed > failed_before)
 
 
+def _listening_engine(request, drover_bin, root, **listeners):
+    """A sim engine with further API listeners on free loopback ports: each keyword names the
+    engine attribute that gets the port and the `drover serve` flag that opens it."""
+    failed_before = request.session.testsfailed
+    ports = {attr: _free_port() for attr in listeners}
+    flags = [a for attr, flag in listeners.items() for a in (flag, f"127.0.0.1:{ports[attr]}")]
+    eng = _make_engine(drover_bin, root, flags)
+    for attr, port in ports.items():
+        setattr(eng, attr, port)
+    yield eng
+    _finish_engine(eng, request.session.testsfailed > failed_before)
+
+
 @pytest.fixture(scope="module")
 def zvm_engine(request, drover_bin, _engines_root):
     """Like `engine`, with the z/VM Cloud Connector REST API (`zvm_port`) and socket protocol
     (`zvm_socket_port`) on free loopback ports."""
-    failed_before = request.session.testsfailed
-    rest, sock = _free_port(), _free_port()
-    eng = _make_engine(drover_bin, _engines_root,
-                       ["--zvm-listen", f"127.0.0.1:{rest}", "--zvm-socket-listen", f"127.0.0.1:{sock}"])
-    eng.zvm_port, eng.zvm_socket_port = rest, sock
-    yield eng
-    _finish_engine(eng, request.session.testsfailed > failed_before)
+    yield from _listening_engine(request, drover_bin, _engines_root,
+                                 zvm_port="--zvm-listen", zvm_socket_port="--zvm-socket-listen")
 
 
 @pytest.fixture
@@ -286,6 +294,60 @@ def zvm_token_engine(engine_factory, tmp_path):
                          "--zvm-auth", "token", "--zvm-token-file", str(tokfile))
     eng.zvm_port, eng.zvm_socket_port, eng.token_file = rest, sock, tokfile
     return eng
+
+
+@pytest.fixture(scope="module")
+def ovirt_engine(request, drover_bin, _engines_root):
+    """Like `engine`, with the oVirt REST API v4 (`--ovirt-listen`) on a free loopback port
+    (`ovirt_port`): `http://127.0.0.1:<ovirt_port>/ovirt-engine/api`."""
+    yield from _listening_engine(request, drover_bin, _engines_root, ovirt_port="--ovirt-listen")
+
+
+@pytest.fixture(scope="module")
+def ovirt_zvm_engine(request, drover_bin, _engines_root):
+    """A sim engine with three facades over one inventory: XenAPI, the z/VM Cloud Connector
+    REST API (`zvm_port`) and the oVirt REST API (`ovirt_port`)."""
+    yield from _listening_engine(request, drover_bin, _engines_root,
+                                 ovirt_port="--ovirt-listen", zvm_port="--zvm-listen")
+
+
+TINY_GUEST = pathlib.Path(os.environ.get("DROVER_TINY_GUEST", REPO / "guest" / "out"))
+
+
+@pytest.fixture(scope="module")
+def ovirt_qemu_engine(request, drover_bin, _engines_root):
+    """The oVirt REST API over real guests: `--host-driver qemu` with the tiny guest (`Tiny
+    Linux`, from guest/out), its networks in a namespace of its own (networld.NetWorld), the
+    oVirt listener on `ovirt_port`. Running guests are stopped at the end."""
+    from networld import NetWorld
+
+    assert (TINY_GUEST / "vmlinuz").is_file() and (TINY_GUEST / "initrd.img").is_file(), (
+        f"the tiny guest is not built in {TINY_GUEST}: run guest/build-tiny-guest.sh {TINY_GUEST}")
+    failed_before = request.session.testsfailed
+    world = NetWorld(prefix="dro").create()
+    port = _free_port()
+    try:
+        eng = _make_engine(drover_bin, _engines_root,
+                           ["--tiny-guest", str(TINY_GUEST), "--shutdown-timeout-secs", "20",
+                            "--netns", world.ns, "--ovirt-listen", f"127.0.0.1:{port}"],
+                           driver="qemu")
+    except Exception:
+        world.destroy()
+        raise
+    eng.ovirt_port = port
+    yield eng
+    if eng.alive:
+        x = eng.session().xenapi
+        for ref, r in x.VM.get_all_records().items():
+            if r["power_state"] in ("Running", "Paused"):
+                try:
+                    x.VM.hard_shutdown(ref)
+                except Exception:  # noqa: BLE001 - best-effort clean-up
+                    pass
+    try:
+        _finish_engine(eng, request.session.testsfailed > failed_before)
+    finally:
+        world.destroy()
 
 
 SIM_OP_DELAY_MS = 2000
