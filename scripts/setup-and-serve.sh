@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: install the build dependencies, QEMU and dnsmasq, build the release engine and the tiny guest
 # (offered as the template `Tiny Linux`), and serve the XenAPI on http://127.0.0.1:8080 (and the
-# z/VM Cloud Connector REST API on http://127.0.0.1:8090) with its
+# z/VM Cloud Connector REST API on http://127.0.0.1:8090, the oVirt REST API on
+# http://127.0.0.1:8088/ovirt-engine/api) with its
 # state in ./var. Extra arguments go to `drover serve` (e.g. --host-driver sim). The admin password is $DROVER_ADMIN_PASSWORD if set on first start,
 # else a random one written to ./var/admin-password.
 set -euo pipefail
@@ -43,4 +44,4 @@ else
     echo "==> admin password: generated on first start into ./var/admin-password (log in as admin or root)"
 fi
 echo "==> serving XenAPI on http://127.0.0.1:8080 (XML-RPC: / and /RPC2, JSON-RPC: /jsonrpc)"
-exec target/release/drover serve --data-dir ./var --listen 127.0.0.1:8080 --zvm-listen 127.0.0.1:8090 "$@"
+exec target/release/drover serve --data-dir ./var --listen 127.0.0.1:8080 --zvm-listen 127.0.0.1:8090 --ovirt-listen 127.0.0.1:8088 "$@"
