@@ -78,6 +78,20 @@ impl Obj {
         self.str("uuid")
     }
 
+    /// A string map field with `changes` applied: `Some` sets a key, `None` removes it;
+    /// `None` when that changes nothing.
+    pub fn map_with(&self, field: &str, changes: &[(&str, Option<&str>)]) -> Option<Value> {
+        let old = self.get(field);
+        let mut map = old.clone();
+        for (key, value) in changes {
+            map.map_remove(&Value::str(*key));
+            if let Some(v) = value {
+                map.map_insert(Value::str(*key), Value::str(*v));
+            }
+        }
+        (map != *old).then_some(map)
+    }
+
     /// Sets a field; the caller keeps bound fields consistent (see `Txn`).
     pub(crate) fn put(&mut self, field: &str, v: Value) {
         let i = self

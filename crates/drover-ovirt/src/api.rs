@@ -329,17 +329,10 @@ impl Api {
         let obj = self
             .obj(class, r)
             .ok_or_else(|| ApiError::not_found(class, r))?;
-        let mut map = obj.get("other_config").clone();
-        for (key, value) in changes {
-            map.map_remove(&Value::str(*key));
-            if let Some(v) = value {
-                map.map_insert(Value::str(*key), Value::str(*v));
-            }
+        match obj.map_with("other_config", changes) {
+            Some(map) => self.set(req, class, r, "other_config", map).await,
+            None => Ok(()),
         }
-        if map == *obj.get("other_config") {
-            return Ok(());
-        }
-        self.set(req, class, r, "other_config", map).await
     }
 
     /// Runs an operation on a VM.

@@ -157,28 +157,7 @@ impl Backend {
         key: &str,
         value: Option<&str>,
     ) -> ZvmResult<()> {
-        let obj = self.obj(module, class, r)?;
-        let mut map: Vec<(String, String)> = obj
-            .get("other_config")
-            .as_map()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
-                    .filter(|(k, _)| k != key)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(v) = value {
-            map.push((key.to_string(), v.to_string()));
-        }
-        self.set(
-            module,
-            class,
-            r,
-            "other_config",
-            Value::string_map(map.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-        )
-        .await
+        self.set_others(module, class, r, &[(key, value)]).await
     }
 
     /// Sets (`Some`) or removes (`None`) several `other_config` keys of an object at once.
@@ -190,17 +169,10 @@ impl Backend {
         changes: &[(&str, Option<&str>)],
     ) -> ZvmResult<()> {
         let obj = self.obj(module, class, r)?;
-        let mut map = obj.get("other_config").clone();
-        for (key, value) in changes {
-            map.map_remove(&Value::str(*key));
-            if let Some(v) = value {
-                map.map_insert(Value::str(*key), Value::str(*v));
-            }
+        match obj.map_with("other_config", changes) {
+            Some(map) => self.set(module, class, r, "other_config", map).await,
+            None => Ok(()),
         }
-        if map == *obj.get("other_config") {
-            return Ok(());
-        }
-        self.set(module, class, r, "other_config", map).await
     }
 
     /// Destroys an object.
