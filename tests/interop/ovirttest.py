@@ -8,6 +8,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import ovirtsdk4 as sdk
+import pytest
 import ovirtsdk4.types as types
 import requests
 
@@ -30,6 +31,21 @@ def connect(eng, user="admin@internal", password=None, **kw) -> sdk.Connection:
     """An SDK connection (token flow: the SDK asks the SSO endpoint for a token first)."""
     return sdk.Connection(url=api_url(eng), username=user, password=password or eng.password,
                           insecure=True, timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def conn(ovirt_engine):
+    """An SDK connection to the module's `ovirt_engine` (a fixture: import it into a test module)."""
+    c = connect(ovirt_engine)
+    yield c
+    if ovirt_engine.alive:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def system(conn):
+    """The connection's system service (a fixture: import it into a test module)."""
+    return conn.system_service()
 
 
 def unique(prefix="ov") -> str:

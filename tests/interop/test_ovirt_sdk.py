@@ -18,25 +18,12 @@ import requests
 
 import xapitest
 from networld import wait_console
-from ovirttest import (GiB, MiB, ZERO_ID, Raw, api_url, base_url, blank_vm, connect, data_domain,
+from ovirttest import (GiB, MiB, ZERO_ID, Raw, api_url, base_url, blank_vm, conn, connect, data_domain,  # noqa: F401
                        management_profile, unique, wait_disk_ok, wait_for, wait_job, wait_template_ok,
-                       wait_vm_status, xml)
+                       system, wait_vm_status, xml)
 
 ROLES = {"UserRole", "PowerUserRole", "UserVmManager", "TemplateAdmin", "UserTemplateBasedVm", "SuperUser",
          "ClusterAdmin", "DataCenterAdmin", "StorageAdmin", "HostAdmin", "NetworkAdmin", "VmPoolAdmin"}
-
-
-@pytest.fixture(scope="module")
-def conn(ovirt_engine):
-    c = connect(ovirt_engine)
-    yield c
-    if ovirt_engine.alive:
-        c.close()
-
-
-@pytest.fixture(scope="module")
-def system(conn):
-    return conn.system_service()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
 
-from ovirttest import MiB, ZERO_ID, Raw, blank_vm, connect, wait_template_ok, wait_vm_status, xml
+from ovirttest import (MiB, ZERO_ID, Raw, blank_vm, conn, system, wait_template_ok,  # noqa: F401
+                       wait_vm_status, xml)
 
 # name: (memory MiB, vCPUs (sockets), running, description)
 VMS = {
@@ -30,19 +31,6 @@ VMS = {
 UP = {n for n, v in VMS.items() if v[2]}
 DOWN = set(VMS) - UP
 ALL = set(VMS)
-
-
-@pytest.fixture(scope="module")
-def conn(ovirt_engine):
-    c = connect(ovirt_engine)
-    yield c
-    if ovirt_engine.alive:
-        c.close()
-
-
-@pytest.fixture(scope="module")
-def system(conn):
-    return conn.system_service()
 
 
 @pytest.fixture(scope="module")
