@@ -31,7 +31,7 @@ pub struct HostInfo {
 }
 
 /// Live figures of a host.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct HostMetrics {
     /// Total memory in bytes.
     pub memory_total: u64,
@@ -42,7 +42,7 @@ pub struct HostMetrics {
 }
 
 /// Power state of a guest as the host sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GuestState {
     /// Running.
     Running,
@@ -99,7 +99,7 @@ pub struct DiskSpec {
 }
 
 /// Live figures of one guest.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct GuestMetrics {
     /// Memory the guest has, in bytes.
     pub memory_actual: u64,
@@ -118,7 +118,7 @@ pub struct GuestMetrics {
 }
 
 /// Throughput of one guest disk since the previous reading.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DiskIo {
     /// Device position.
     pub device: String,
@@ -129,7 +129,7 @@ pub struct DiskIo {
 }
 
 /// A report of the agent running inside a guest.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AgentReport {
     /// Operating system facts (`name`, `distro`, `uname`, `kernel`, ...).
     pub os_version: BTreeMap<String, String>,
@@ -145,7 +145,7 @@ pub struct AgentReport {
 }
 
 /// Which console of a guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConsoleKind {
     /// The serial console (text).
     Serial,
@@ -161,7 +161,7 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Stream for 
 pub type ByteSource = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
 /// The format of a disk image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ImageFormat {
     /// qcow2, growing as written, able to share a backing image.
     Qcow2,
@@ -170,7 +170,7 @@ pub enum ImageFormat {
 }
 
 /// Something that happened to a guest without the engine asking.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GuestEvent {
     /// The guest stopped (powered off, crashed or was killed).
     Exited {
@@ -329,7 +329,7 @@ pub fn check_image_files(
 }
 
 /// A disk image on a host's storage.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageInfo {
     /// Where the image is within its SR (the VDI's `location`).
     pub location: String,
@@ -340,7 +340,7 @@ pub struct ImageInfo {
 }
 
 /// Storage figures of a storage repository.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StorageInfo {
     /// Capacity in bytes.
     pub physical_size: u64,

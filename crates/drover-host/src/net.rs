@@ -113,7 +113,7 @@ pub struct NicSpec {
 }
 
 /// Traffic of one guest NIC since the previous reading, with its counters.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NicIo {
     /// Device position.
     pub device: String,
@@ -166,7 +166,7 @@ pub enum Ip6Config {
 }
 
 /// A network interface of the host, as `PIF.scan` sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PifInfo {
     /// Interface name.
     pub device: String,
@@ -193,7 +193,7 @@ pub struct PifInfo {
 }
 
 /// Byte and packet counters of a host interface.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PifCounters {
     /// Bytes received.
     pub rx_bytes: u64,

@@ -1,7 +1,7 @@
 //! The `drover` command: `drover serve` runs the engine with its API servers.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,24 @@ struct Cli {
 enum Command {
     /// Run the engine and its API servers.
     Serve(ServeArgs),
+    /// Run the host agent as a node that an engine enrols and then drives over mutual TLS.
+    Node(NodeArgs),
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Directory of the node's credentials and the host agent's state.
+    #[arg(long, default_value = "./var-node")]
+    data_dir: PathBuf,
+    /// Address the engine reaches the node at.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// File holding the one-time enrolment secret (default: DATA_DIR/enrol-secret, made and
+    /// shown at the first start).
+    #[arg(long, value_name = "FILE")]
+    enrol_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    driver: DriverArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -59,14 +77,9 @@ enum Driver {
     Sim,
 }
 
+/// How to build the host driver; shared by `drover serve` and `drover node`.
 #[derive(clap::Args)]
-struct ServeArgs {
-    /// Directory of the store and other state.
-    #[arg(long, default_value = "./var")]
-    data_dir: PathBuf,
-    /// Address of the XenAPI server.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+struct DriverArgs {
     /// Host driver: `qemu` when qemu-system-x86_64 is installed, else `sim`.
     #[arg(long, value_enum)]
     host_driver: Option<Driver>,
@@ -91,6 +104,21 @@ struct ServeArgs {
     /// Memory of the simulated host, in MiB.
     #[arg(long, default_value_t = 262_144)]
     sim_memory_mib: u64,
+    /// Capacity of each simulated storage repository, in MiB.
+    #[arg(long, default_value_t = 4 << 20)]
+    sim_sr_capacity_mib: u64,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Directory of the store and other state.
+    #[arg(long, default_value = "./var")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    driver: DriverArgs,
+    /// Address of the XenAPI server.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
     /// Address of the z/VM Cloud Connector REST API (off unless given).
     #[arg(long, value_name = "HOST:PORT")]
     zvm_listen: Option<SocketAddr>,
@@ -111,9 +139,6 @@ struct ServeArgs {
     /// Address of the oVirt REST API v4 (`/ovirt-engine/api` and its SSO; off unless given).
     #[arg(long, value_name = "HOST:PORT")]
     ovirt_listen: Option<SocketAddr>,
-    /// Capacity of each simulated storage repository, in MiB.
-    #[arg(long, default_value_t = 4 << 20)]
-    sim_sr_capacity_mib: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -134,6 +159,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::Node(args) => node(args).await,
         }
     });
     match result {
@@ -145,14 +171,15 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn host_driver(args: &ServeArgs) -> Result<Arc<dyn HostDriver>, String> {
+/// Builds the host driver `args` ask for, with its state in `data_dir`.
+async fn host_driver(data_dir: &Path, args: &DriverArgs) -> Result<Arc<dyn HostDriver>, String> {
     let sim = || -> Arc<dyn HostDriver> {
         Arc::new(SimHost::new(SimConfig {
             hostname: hostname(),
             memory: args.sim_memory_mib << 20,
             sr_capacity: args.sim_sr_capacity_mib << 20,
             op_delay: Duration::from_millis(args.sim_op_delay_ms),
-            state_file: Some(args.data_dir.join("sim-host.json")),
+            state_file: Some(data_dir.join("sim-host.json")),
             ..SimConfig::default()
         }))
     };
@@ -176,14 +203,14 @@ async fn host_driver(args: &ServeArgs) -> Result<Arc<dyn HostDriver>, String> {
         }
         (_, Some(q)) => q,
     };
-    let mut config = AgentConfig::new(&args.data_dir);
+    let mut config = AgentConfig::new(data_dir);
     config.qemu = qemu;
     config.accel = match args.accel {
         AccelArg::Auto => AccelChoice::Auto,
         AccelArg::Kvm => AccelChoice::Fixed(Accel::Kvm),
         AccelArg::Tcg => AccelChoice::Fixed(Accel::Tcg),
     };
-    config.probe_kernel = tiny_guest(args).map(|d| d.join("vmlinuz"));
+    config.probe_kernel = tiny_guest(data_dir, args).map(|d| d.join("vmlinuz"));
     config.shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
     config.netns = args.netns.clone();
     let host = QemuHost::open(config).await.map_err(|e| e.to_string())?;
@@ -204,11 +231,11 @@ fn check_netns(name: &str) -> Result<(), String> {
 }
 
 /// The tiny guest's directory, if there is one.
-fn tiny_guest(args: &ServeArgs) -> Option<PathBuf> {
+fn tiny_guest(data_dir: &Path, args: &DriverArgs) -> Option<PathBuf> {
     let dir = args
         .tiny_guest
         .clone()
-        .unwrap_or_else(|| args.data_dir.join("tiny-guest"));
+        .unwrap_or_else(|| data_dir.join("tiny-guest"));
     let dir = dir.canonicalize().ok()?;
     dir.join("vmlinuz").is_file().then_some(dir)
 }
@@ -284,17 +311,12 @@ fn hostname() -> String {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
-    if let Some(name) = &args.netns {
-        check_netns(name)?;
-    }
-    let host = host_driver(&args).await?;
+    let host = open_driver(&args.data_dir, &args.driver).await?;
     let config = EngineConfig {
         data_dir: args.data_dir.clone(),
         admin_password: std::env::var("DROVER_ADMIN_PASSWORD").ok(),
         console_base: format!("http://{}", args.listen),
-        tiny_guest: tiny_guest(&args),
+        tiny_guest: tiny_guest(&args.data_dir, &args.driver),
         ..EngineConfig::default()
     };
     let engine = Engine::open(config, host)
@@ -311,6 +333,43 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!(listen = %args.listen, data_dir = %args.data_dir.display(), "XenAPI server ready");
     axum::serve(listener, drover_xenapi::router(engine))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Makes the data directory, checks the network namespace and builds the host driver.
+async fn open_driver(data_dir: &Path, args: &DriverArgs) -> Result<Arc<dyn HostDriver>, String> {
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    if let Some(name) = &args.netns {
+        check_netns(name)?;
+    }
+    host_driver(data_dir, args).await
+}
+
+/// `drover node`: the host agent served to an engine (enrolment first, then mutual TLS).
+async fn node(args: NodeArgs) -> Result<(), String> {
+    let host = open_driver(&args.data_dir, &args.driver).await?;
+    let pki = &args.data_dir;
+    let (identity, secret) =
+        drover_node::NodeIdentity::load_or_init(pki, args.enrol_secret_file.as_deref())
+            .map_err(|e| e.to_string())?;
+    if let Some(secret) = secret {
+        // Shown once; it is also in the file, readable by the node's user only.
+        println!("enrolment secret (one-time): {secret}");
+        println!(
+            "(also in {})",
+            pki.join(drover_node::identity::SECRET_FILE).display()
+        );
+    }
+    if !identity.is_enrolled() {
+        tracing::info!(listen = %args.listen, "node waiting for enrolment by an engine");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("{}: {e}", args.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(listen = %bound, data_dir = %args.data_dir.display(), "node ready");
+    drover_node::serve(listener, host, Arc::new(identity))
         .await
         .map_err(|e| e.to_string())
 }
