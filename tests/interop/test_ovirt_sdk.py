@@ -429,6 +429,31 @@ def console(qx, ovirt_qemu_engine, vm_id, pattern, after=0, timeout=90):
     return wait_console(qx, ref, ovirt_qemu_engine.session()._session, pattern, after, timeout)
 
 
+def test_scheduling_policies_and_units_are_readable(system):
+    policies = system.scheduling_policies_service()
+    listed = {p.name: p for p in policies.list()}
+    assert set(listed) == {"none", "evenly_distributed", "vm_evenly_distributed", "power_saving",
+                           "cluster_maintenance"}
+    assert [p.name for p in listed.values() if p.default_policy] == ["none"]
+    evenly = policies.policy_service(listed["evenly_distributed"].id)
+    props = {p.name: p.value for p in evenly.get().properties}
+    assert props["HighUtilization"] == "80" and props["CpuOverCommitDurationMinutes"] == "2"
+    filters = evenly.filters_service().list()
+    weights = evenly.weights_service().list()
+    balances = evenly.balances_service().list()
+    units = {u.id: u for u in system.scheduling_policy_units_service().list()}
+    assert filters and weights and len(balances) == 1
+    for member in filters + weights + balances:
+        assert member.scheduling_policy_unit.id in units
+    assert {units[f.scheduling_policy_unit.id].type.value for f in filters} == {"filter"}
+    assert all(w.factor >= 1 for w in weights)
+    assert units[balances[0].scheduling_policy_unit.id].type.value == "load_balancing"
+    cluster = system.clusters_service().list()[0]
+    assert cluster.scheduling_policy.id == listed["none"].id
+    with pytest.raises(sdk.NotFoundError):
+        policies.policy_service("no-such-policy").get()
+
+
 class TestRealGuest:
     """Token flow, add from Blank with direct kernel boot, a disk and a NIC, start, snapshot,
     preview and commit, stop through an async job, template, thin VM, removal, events."""

@@ -4,7 +4,8 @@
 use crate::api::{Api, Req, Resp};
 use crate::coll::{
     clusters, datacenters, disks, events, hosts, jobs, networks, operatingsystems, permissions,
-    roles, root, storagedomains, tags, templates, users, vmpools, vms, vnicprofiles,
+    roles, root, schedulingpolicies, storagedomains, tags, templates, users, vmpools, vms,
+    vnicprofiles,
 };
 use crate::fault::{ApiError, ApiResult};
 
@@ -27,6 +28,8 @@ pub async fn dispatch(api: &Api, req: &Req) -> ApiResult<Resp> {
         "operatingsystems" => operatingsystems::handle(api, req, rest).await,
         "permissions" => permissions::handle_system(api, req, rest).await,
         "roles" => roles::handle(api, req, rest).await,
+        "schedulingpolicies" => schedulingpolicies::handle(api, req, rest).await,
+        "schedulingpolicyunits" => schedulingpolicies::handle_units(api, req, rest).await,
         "storagedomains" => storagedomains::handle(api, req, rest).await,
         "tags" => tags::handle(api, req, rest).await,
         "templates" => templates::handle(api, req, rest).await,

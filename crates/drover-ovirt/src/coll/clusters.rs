@@ -7,7 +7,7 @@ use drover_core::db::Db;
 use crate::api::{
     check_reference, collection, entity, no_such_resource, other, with_links, Api, Req, Resp,
 };
-use crate::coll::{datacenters, networks, permissions, storagedomains};
+use crate::coll::{datacenters, networks, permissions, schedulingpolicies, storagedomains};
 use crate::fault::{ApiError, ApiResult};
 use crate::listing;
 use crate::model::{self, CLUSTER_NAME_KEY};
@@ -126,7 +126,12 @@ pub fn render(db: &Db) -> Node {
         )
         .text("threads_as_cores", false)
         .child(datacenters::version_node(datacenters::VERSION))
-        .child(datacenters::datacenter_ref(db));
+        .child(datacenters::datacenter_ref(db))
+        .child(crate::api::reference(
+            "scheduling_policy",
+            "schedulingpolicies",
+            &schedulingpolicies::default_policy().id,
+        ));
     if let Some(net) = networks::management_network(db) {
         node.push(crate::api::reference(
             "management_network",

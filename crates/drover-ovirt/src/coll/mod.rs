@@ -13,6 +13,7 @@ pub mod operatingsystems;
 pub mod permissions;
 pub mod roles;
 pub mod root;
+pub mod schedulingpolicies;
 pub mod snapshots;
 pub mod storagedomains;
 pub mod tags;

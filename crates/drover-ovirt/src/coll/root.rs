@@ -21,6 +21,8 @@ const COLLECTIONS: &[(&str, bool)] = &[
     ("operatingsystems", false),
     ("permissions", false),
     ("roles", false),
+    ("schedulingpolicies", false),
+    ("schedulingpolicyunits", false),
     ("storagedomains", true),
     ("tags", false),
     ("templates", true),
