@@ -324,3 +324,52 @@ async fn dispatch(s: &Session, id: u64, call: Call, stream: Incoming) -> Result<
         Call::BondDestroy { name } => return unit(d.bond_destroy(&name).await),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use drover_host::sim::{SimConfig, SimHost};
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::wire::MAX_FRAME;
+
+    /// Runs a session over an in-memory pipe, writes `bytes` as the engine, and returns how the
+    /// session ended.
+    async fn session_after(bytes: &[u8]) -> Result<(), NodeError> {
+        let (node, mut engine) = tokio::io::duplex(1 << 16);
+        let driver: Arc<dyn HostDriver> = Arc::new(SimHost::new(SimConfig::default()));
+        let task = tokio::spawn(session(Framed::new(node, codec()), driver));
+        engine.write_all(bytes).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the session ends")
+            .expect("without a panic")
+    }
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut v = (payload.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[tokio::test]
+    async fn garbage_from_the_engine_ends_the_session_with_a_protocol_error() {
+        for bad in [&[0x7f_u8][..], &[0xff; 32], &[], &[0, 1]] {
+            let r = session_after(&framed(bad)).await;
+            assert!(matches!(r, Err(NodeError::Protocol(_))), "{bad:?}: {r:?}");
+        }
+        // A header announcing a frame over the bound.
+        let mut huge = (MAX_FRAME as u32 + 1).to_be_bytes().to_vec();
+        huge.extend_from_slice(b"abc");
+        let r = session_after(&huge).await;
+        assert!(matches!(r, Err(NodeError::Protocol(_))), "{r:?}");
+        // A frame only the node may send.
+        let event = encode(&Frame::Event(drover_host::GuestEvent::Exited {
+            uuid: "u".into(),
+            reason: "r".into(),
+        }))
+        .unwrap();
+        let r = session_after(&framed(&event)).await;
+        assert!(matches!(r, Err(NodeError::Protocol(_))), "{r:?}");
+    }
+}

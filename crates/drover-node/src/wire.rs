@@ -518,3 +518,341 @@ impl From<WireError> for HostError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use tokio_util::bytes::{BufMut, Bytes, BytesMut};
+    use tokio_util::codec::{Decoder, Encoder};
+
+    use super::*;
+
+    /// One of every [`HostError`] variant. The match has no wildcard, so a new variant does not
+    /// compile until it is listed here.
+    fn every_host_error() -> Vec<HostError> {
+        let all = vec![
+            HostError::NoSuchGuest("vm-1".into()),
+            HostError::GuestExists("vm-2".into()),
+            HostError::BadState {
+                uuid: "vm-3".into(),
+                expected: "running",
+                actual: "paused",
+            },
+            HostError::NotEnoughMemory {
+                needed: u64::MAX,
+                available: 1,
+            },
+            HostError::NoSuchImage("disk0.qcow2".into()),
+            HostError::StorageFull {
+                requested: 1 << 40,
+                available: 0,
+            },
+            HostError::ShutdownTimeout("vm-4".into()),
+            HostError::ImageInUse("disk1.qcow2".into()),
+            HostError::BadImage {
+                image: "disk2".into(),
+                reason: "not qcow2 — ünïcode too".into(),
+            },
+            HostError::SrUnavailable {
+                sr: "sr1".into(),
+                reason: "not attached".into(),
+            },
+            HostError::MissingFile {
+                what: "ramdisk",
+                path: "/boot/initrd.img".into(),
+            },
+            HostError::Unsupported("no consoles".into()),
+            HostError::DeviceTaken("br0".into()),
+            HostError::NoSuchDevice("eth9".into()),
+            HostError::DeviceInUse("eth0".into()),
+            HostError::NetConfig {
+                device: "drbr0".into(),
+                reason: "EPERM".into(),
+            },
+            HostError::Failed(String::new()),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &all {
+            use HostError as H;
+            let name = match e {
+                H::NoSuchGuest(_) => "NoSuchGuest",
+                H::GuestExists(_) => "GuestExists",
+                H::BadState { .. } => "BadState",
+                H::NotEnoughMemory { .. } => "NotEnoughMemory",
+                H::NoSuchImage(_) => "NoSuchImage",
+                H::StorageFull { .. } => "StorageFull",
+                H::ShutdownTimeout(_) => "ShutdownTimeout",
+                H::ImageInUse(_) => "ImageInUse",
+                H::BadImage { .. } => "BadImage",
+                H::SrUnavailable { .. } => "SrUnavailable",
+                H::MissingFile { .. } => "MissingFile",
+                H::Unsupported(_) => "Unsupported",
+                H::DeviceTaken(_) => "DeviceTaken",
+                H::NoSuchDevice(_) => "NoSuchDevice",
+                H::DeviceInUse(_) => "DeviceInUse",
+                H::NetConfig { .. } => "NetConfig",
+                H::Failed(_) => "Failed",
+            };
+            seen.insert(name);
+        }
+        assert_eq!(seen.len(), 17, "every variant once: {seen:?}");
+        assert_eq!(all.len(), 17);
+        all
+    }
+
+    /// `e` as the node sends it and the engine reads it: in a response frame, through the codec.
+    fn across_the_wire(e: &HostError) -> HostError {
+        let frame = Frame::Response {
+            id: 77,
+            result: Err(WireError::from(e)),
+        };
+        let mut buf = BytesMut::new();
+        codec()
+            .encode(Bytes::from(encode(&frame).unwrap()), &mut buf)
+            .unwrap();
+        let bytes = codec().decode(&mut buf).unwrap().unwrap();
+        assert!(buf.is_empty());
+        match decode::<Frame>(&bytes).unwrap() {
+            Frame::Response {
+                id: 77,
+                result: Err(w),
+            } => w.into(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_host_error_survives_the_wire() {
+        for e in every_host_error() {
+            let back = across_the_wire(&e);
+            assert_eq!(format!("{back:?}"), format!("{e:?}"));
+            assert_eq!(back.to_string(), e.to_string());
+        }
+        // Every guest state and file name the drivers use keeps its static string.
+        for s in STATES {
+            let e = HostError::BadState {
+                uuid: "u".into(),
+                expected: s,
+                actual: s,
+            };
+            assert_eq!(format!("{:?}", across_the_wire(&e)), format!("{e:?}"));
+        }
+        for f in FILES {
+            let e = HostError::MissingFile {
+                what: f,
+                path: "p".into(),
+            };
+            assert_eq!(format!("{:?}", across_the_wire(&e)), format!("{e:?}"));
+        }
+    }
+
+    #[test]
+    fn unknown_static_strings_from_the_peer_map_onto_fixed_ones() {
+        let w = WireError::BadState {
+            uuid: "u".into(),
+            expected: "x".repeat(1000),
+            actual: "paused".into(),
+        };
+        assert!(matches!(
+            HostError::from(w),
+            HostError::BadState {
+                expected: "other",
+                actual: "paused",
+                ..
+            }
+        ));
+        let w = WireError::MissingFile {
+            what: "firmware".into(),
+            path: "/x".into(),
+        };
+        assert!(matches!(
+            HostError::from(w),
+            HostError::MissingFile { what: "file", .. }
+        ));
+        let info = WireHostInfo {
+            hostname: "h".into(),
+            cpu_count: 1,
+            cpu_model: "m".into(),
+            cpu_speed_mhz: 1,
+            memory_total: 1,
+            driver: "xen".into(),
+        };
+        assert_eq!(HostInfo::from(info.clone()).driver, "remote");
+        let qemu = WireHostInfo {
+            driver: "qemu".into(),
+            ..info
+        };
+        assert_eq!(HostInfo::from(qemu).driver, "qemu");
+    }
+
+    #[test]
+    fn a_frame_over_the_bound_is_refused_without_allocating_it() {
+        // A header announcing one byte more than the bound, and a little data.
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_u32(MAX_FRAME as u32 + 1);
+        buf.put_slice(b"tiny");
+        let err = codec().decode(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(buf.capacity() < 1024, "{} bytes reserved", buf.capacity());
+
+        // The largest header there is.
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_u32(u32::MAX);
+        assert!(codec().decode(&mut buf).is_err());
+        assert!(buf.capacity() < 1024, "{} bytes reserved", buf.capacity());
+
+        // A frame at the bound is fine; one byte over is not sent either.
+        let mut out = BytesMut::new();
+        codec()
+            .encode(Bytes::from(vec![0u8; MAX_FRAME]), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 4 + MAX_FRAME);
+        let mut c = codec();
+        assert_eq!(c.decode(&mut out).unwrap().unwrap().len(), MAX_FRAME);
+        let mut out = BytesMut::new();
+        assert!(codec()
+            .encode(Bytes::from(vec![0u8; MAX_FRAME + 1]), &mut out)
+            .is_err());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn lengths_inside_a_frame_cannot_claim_more_than_it_holds() {
+        // `Data` (variant 3), stream 1, then a byte string claiming u64::MAX / 2 bytes.
+        let mut bytes = vec![3, 1];
+        let mut n = u64::MAX / 2;
+        while n >= 0x80 {
+            bytes.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        bytes.push(n as u8);
+        bytes.extend_from_slice(b"abc");
+        assert!(decode::<Frame>(&bytes).is_err());
+
+        // `Request` with `NetworkPrune` (variant 37) whose list claims 2^32 strings.
+        let mut bytes = encode(&Frame::Request {
+            id: 1,
+            call: Call::NetworkPrune { keep: vec![] },
+        })
+        .unwrap();
+        assert_eq!(bytes.pop(), Some(0), "the empty list's length is last");
+        bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let err = decode::<Frame>(&bytes).unwrap_err();
+        assert_eq!(err, postcard::Error::DeserializeUnexpectedEnd);
+    }
+
+    /// Frames of every shape, encoded.
+    fn samples() -> Vec<Vec<u8>> {
+        let spec = GuestSpec {
+            uuid: "vm".into(),
+            disks: vec![DiskSpec::default()],
+            nics: vec![NicSpec::default()],
+            ..GuestSpec::default()
+        };
+        let frames = vec![
+            Frame::Request {
+                id: u64::MAX,
+                call: Call::Start { spec, paused: true },
+            },
+            Frame::Request {
+                id: 2,
+                call: Call::ImageFromFiles {
+                    sr: "sr".into(),
+                    name: "cfg".into(),
+                    label: "config-2".into(),
+                    files: vec![("a/b".into(), vec![1, 2, 3])],
+                },
+            },
+            Frame::Request {
+                id: 3,
+                call: Call::MediaChange {
+                    uuid: "vm".into(),
+                    device: "3".into(),
+                    media: Some(("sr".into(), "iso".into())),
+                },
+            },
+            Frame::Response {
+                id: 4,
+                result: Ok(Reply::Guests(vec![("vm".into(), GuestState::Paused)])),
+            },
+            Frame::Response {
+                id: 5,
+                result: Err(WireError::Failed("no".into())),
+            },
+            Frame::Event(GuestEvent::Exited {
+                uuid: "vm".into(),
+                reason: "crashed".into(),
+            }),
+            Frame::Data {
+                stream: 6,
+                bytes: vec![9; 300],
+            },
+            Frame::End { stream: 7 },
+            Frame::Abort {
+                stream: 8,
+                reason: "why".into(),
+            },
+            Frame::Credit {
+                stream: 9,
+                chunks: WINDOW,
+            },
+        ];
+        frames.iter().map(|f| encode(f).unwrap()).collect()
+    }
+
+    #[test]
+    fn garbage_gives_a_typed_error_never_a_panic() {
+        // Every strict prefix of a valid frame is refused.
+        for bytes in samples() {
+            assert!(decode::<Frame>(&bytes).is_ok());
+            for cut in 0..bytes.len() {
+                let r = decode::<Frame>(&bytes[..cut]);
+                assert!(r.is_err(), "{cut} of {} bytes: {r:?}", bytes.len());
+            }
+        }
+        // Unknown variants and malformed fields are errors of their own.
+        assert!(decode::<Frame>(&[0x7f]).is_err());
+        assert!(decode::<Frame>(&[0xff; 16]).is_err());
+        // `Request`, id 1, `Start` (variant 3) ... `paused` as 2: not a bool.
+        let mut start = samples().remove(0);
+        *start.last_mut().unwrap() = 2;
+        assert_eq!(
+            decode::<Frame>(&start).unwrap_err(),
+            postcard::Error::DeserializeBadBool
+        );
+        // `Abort` with a reason that is not UTF-8.
+        assert_eq!(
+            decode::<Frame>(&[5, 1, 2, 0xc3, 0x28]).unwrap_err(),
+            postcard::Error::DeserializeBadUtf8
+        );
+
+        // Random bytes and random corruptions of valid frames: any answer but a panic. The
+        // codec's errors are I/O errors, the decoder's postcard errors.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x0d20_7e12);
+        let samples = samples();
+        let mut refused = 0;
+        for round in 0..20_000 {
+            let bytes: Vec<u8> = if round % 2 == 0 {
+                let len = rng.random_range(0..64);
+                (0..len).map(|_| rng.random()).collect()
+            } else {
+                let mut b = samples[round % samples.len()].clone();
+                for _ in 0..rng.random_range(1..4) {
+                    let i = rng.random_range(0..b.len());
+                    b[i] = rng.random();
+                }
+                b
+            };
+            let framed: Result<Frame, postcard::Error> = decode(&bytes);
+            refused += usize::from(framed.is_err());
+            let _: Result<Call, postcard::Error> = decode(&bytes);
+            let _: Result<Reply, postcard::Error> = decode(&bytes);
+            let mut buf = BytesMut::from(&bytes[..]);
+            let mut c = codec();
+            while let Ok(Some(f)) = c.decode(&mut buf) {
+                let _: Result<Frame, postcard::Error> = decode(&f);
+            }
+        }
+        assert!(refused > 1_000, "only {refused} refused");
+    }
+}
