@@ -78,6 +78,14 @@ impl Obj {
         self.str("uuid")
     }
 
+    /// A value of the object's `other_config`, where facades and the core keep facts of their
+    /// own under prefixed keys.
+    pub fn other(&self, key: &str) -> Option<&str> {
+        self.get("other_config")
+            .map_get(key)
+            .and_then(|v| v.as_str())
+    }
+
     /// A string map field with `changes` applied: `Some` sets a key, `None` removes it;
     /// `None` when that changes nothing.
     pub fn map_with(&self, field: &str, changes: &[(&str, Option<&str>)]) -> Option<Value> {
@@ -178,6 +186,12 @@ impl Db {
     /// An object by class and reference.
     pub fn get(&self, class: &str, r: &str) -> Option<&Arc<Obj>> {
         self.tables.get(class)?.objs.get(r)
+    }
+
+    /// An object by class and uuid.
+    pub fn by_uuid(&self, class: &str, uuid: &str) -> Option<&Arc<Obj>> {
+        let table = self.tables.get(class)?;
+        table.objs.get(table.by_uuid(uuid)?)
     }
 
     /// Every object of a class.

@@ -8,12 +8,12 @@ use crate::error::{CoreError, Result};
 use crate::ops::Ctx;
 use crate::storage::image_location;
 use crate::txn::Txn;
-use crate::vm::{check_op, destroy_vm_record};
+use crate::vm::{check_op, destroy_vm_record, require_halted};
 
 impl Engine {
     /// Removes a halted VM as [`crate::VmAction::Remove`] says.
     pub(crate) async fn remove_vm(&self, ctx: &Ctx<'_>, vm: &str, keep_disks: bool) -> Result<()> {
-        self.require_halted(&*self.get("VM", vm)?)?;
+        require_halted(&*self.get("VM", vm)?)?;
         let obj = self.begin(ctx, vm, "destroy")?;
         let host = self.this_host();
         let nets = self.read(|db| {
@@ -49,13 +49,7 @@ fn remove_records(
     host: &str,
 ) -> Result<Vec<(String, String)>> {
     let obj = t.must("VM", vm)?.clone();
-    if obj.str("power_state") != "Halted" {
-        return Err(CoreError::VmBadPowerState {
-            vm: vm.into(),
-            expected: "halted".into(),
-            actual: obj.str("power_state").to_lowercase(),
-        });
-    }
+    require_halted(&obj)?;
     let snapshots: Vec<Obj> = t
         .members(&obj, "snapshots", "VM")
         .into_iter()

@@ -279,6 +279,18 @@ const ALL_OPS: &[&str] = &[
     "changing_static_range",
 ];
 
+/// Fails with `VM_BAD_POWER_STATE` unless the VM is halted.
+pub(crate) fn require_halted(vm: &Obj) -> Result<()> {
+    if vm.str("power_state") != "Halted" {
+        return Err(CoreError::VmBadPowerState {
+            vm: vm.r.to_string(),
+            expected: "halted".into(),
+            actual: vm.str("power_state").to_lowercase(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks an operation against a VM's state; the error a client should see if it is refused.
 pub(crate) fn check_op(vm: &Obj, op: &str) -> Result<()> {
     let Some((states, template_ok)) = rule(op) else {
@@ -580,7 +592,7 @@ impl Engine {
             }
             VmAction::SetMemoryStaticRange { min, max } => {
                 let o = self.get("VM", vm)?;
-                self.require_halted(&o)?;
+                require_halted(&o)?;
                 self.set_memory(
                     vm,
                     min,
@@ -592,7 +604,7 @@ impl Engine {
             }
             VmAction::SetMemory { value } => {
                 let o = self.get("VM", vm)?;
-                self.require_halted(&o)?;
+                require_halted(&o)?;
                 let smin = o.int("memory_static_min").min(value);
                 self.set_memory(vm, smin, value, value, value)
                     .map(|_| Reply::Void)
@@ -626,7 +638,7 @@ impl Engine {
             }
             VmAction::SetVcpusMax { n } => {
                 let o = self.get("VM", vm)?;
-                self.require_halted(&o)?;
+                require_halted(&o)?;
                 if n < 1 || n < o.int("VCPUs_at_startup") {
                     return Err(CoreError::InvalidValue {
                         field: "VCPUs_max".into(),
@@ -723,17 +735,6 @@ impl Engine {
                 Ok(Reply::Void)
             }
         }
-    }
-
-    pub(crate) fn require_halted(&self, vm: &Obj) -> Result<()> {
-        if vm.str("power_state") != "Halted" {
-            return Err(CoreError::VmBadPowerState {
-                vm: vm.r.to_string(),
-                expected: "halted".into(),
-                actual: vm.str("power_state").to_lowercase(),
-            });
-        }
-        Ok(())
     }
 
     async fn start(&self, ctx: &Ctx<'_>, vm: &str, paused: bool, op: &str) -> Result<Reply> {
@@ -938,7 +939,7 @@ impl Engine {
         if o.str("power_state") != "Halted"
             && (smin != o.int("memory_static_min") || smax != o.int("memory_static_max"))
         {
-            self.require_halted(&o)?;
+            require_halted(&o)?;
         }
         self.write(|t| {
             t.set("VM", vm, "memory_static_min", Value::Int(smin))?;

@@ -260,12 +260,7 @@ impl Api {
     /// The object of a class with an oVirt id (the object's uuid).
     pub fn by_id(&self, class: &str, id: &str, what: &str) -> ApiResult<Arc<Obj>> {
         self.engine
-            .read(|db| {
-                db.table(class)
-                    .and_then(|t| t.by_uuid(id))
-                    .and_then(|r| db.get(class, r))
-                    .cloned()
-            })
+            .read(|db| db.by_uuid(class, id).cloned())
             .ok_or_else(|| ApiError::not_found(what, id))
     }
 
@@ -463,13 +458,6 @@ impl TaskRender for JobRender {
     fn error(&self, error: &drover_core::CoreError) -> Vec<String> {
         vec![error.to_string()]
     }
-}
-
-/// A value of an object's `other_config`.
-pub fn other<'a>(obj: &'a Obj, key: &str) -> Option<&'a str> {
-    obj.get("other_config")
-        .map_get(key)
-        .and_then(|v| v.as_str())
 }
 
 /// The `other_config` entries of an object whose keys start with `prefix`: each as the key,

@@ -4,8 +4,6 @@
 use drover_core::db::Db;
 use drover_core::Obj;
 
-use crate::api::other;
-
 /// The name of the pool's one cluster and, unless renamed, of its data center.
 pub const DEFAULT_NAME: &str = "Default";
 
@@ -36,7 +34,7 @@ pub fn datacenter_id(db: &Db) -> String {
 /// The data center's name.
 pub fn datacenter_name(db: &Db) -> String {
     pool(db)
-        .and_then(|p| other(p, DC_NAME_KEY))
+        .and_then(|p| p.other(DC_NAME_KEY))
         .unwrap_or(DEFAULT_NAME)
         .to_string()
 }
@@ -49,7 +47,7 @@ pub fn cluster_id(db: &Db) -> String {
 /// The cluster's name.
 pub fn cluster_name(db: &Db) -> String {
     pool(db)
-        .and_then(|p| other(p, CLUSTER_NAME_KEY))
+        .and_then(|p| p.other(CLUSTER_NAME_KEY))
         .unwrap_or(DEFAULT_NAME)
         .to_string()
 }

@@ -4,10 +4,6 @@
 pub const UNASSIGNED: u32 = 0;
 /// A user logged in.
 pub const USER_VDC_LOGIN: u32 = 30;
-/// A user logged out.
-pub const USER_VDC_LOGOUT: u32 = 31;
-/// A login failed.
-pub const USER_VDC_LOGIN_FAILED: u32 = 114;
 /// A host was activated.
 pub const VDS_ACTIVATE: u32 = 16;
 /// A host could not be put into maintenance.

@@ -5,7 +5,7 @@ use axum::http::Method;
 use drover_core::db::Db;
 
 use crate::api::{
-    check_reference, collection, entity, no_such_resource, other, with_links, Api, Req, Resp,
+    check_reference, collection, entity, no_such_resource, with_links, Api, Req, Resp,
 };
 use crate::coll::{datacenters, networks, permissions, schedulingpolicies, storagedomains};
 use crate::fault::{ApiError, ApiResult};
@@ -84,7 +84,7 @@ fn list(api: &Api, req: &Req) -> ApiResult<Resp> {
 /// A value of the pool's `other_config`, or "".
 fn pool_other(db: &Db, key: &str) -> String {
     model::pool(db)
-        .and_then(|p| other(p, key))
+        .and_then(|p| p.other(key))
         .unwrap_or("")
         .to_string()
 }

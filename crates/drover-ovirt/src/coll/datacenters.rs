@@ -6,8 +6,7 @@ use drover_core::db::Db;
 use drover_core::Obj;
 
 use crate::api::{
-    check_reference, collection, entity, no_such_resource, other, reference, with_links, Api, Req,
-    Resp,
+    check_reference, collection, entity, no_such_resource, reference, with_links, Api, Req, Resp,
 };
 use crate::coll::{clusters, networks, permissions, storagedomains};
 use crate::fault::{ApiError, ApiResult};
@@ -125,7 +124,7 @@ pub fn render(db: &Db, pool: &Obj) -> Node {
     let node = entity("data_center", "datacenters", id)
         .text("name", model::datacenter_name(db))
         .text("description", pool.str("name_description"))
-        .text("comment", other(pool, COMMENT_KEY).unwrap_or(""));
+        .text("comment", pool.other(COMMENT_KEY).unwrap_or(""));
     with_links(node, &format!("datacenters/{id}"), &[], SUBS)
         .text("local", false)
         .text("quota_mode", "disabled")
@@ -213,7 +212,7 @@ impl Subject for DcSubject<'_> {
             "name" => text(&model::datacenter_name(self.db)),
             "id" => text(self.pool.uuid()),
             "description" => text(self.pool.str("name_description")),
-            "comment" => text(other(self.pool, COMMENT_KEY).unwrap_or("")),
+            "comment" => text(self.pool.other(COMMENT_KEY).unwrap_or("")),
             "status" => text(status(self.db)),
             "local" => vec![FieldValue::Bool(false)],
             "compatibility_version" => text(&format!("{major}.{minor}")),

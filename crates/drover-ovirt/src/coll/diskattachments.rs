@@ -11,7 +11,7 @@ use drover_core::{Obj, Op, VbdAction};
 use drover_model::Value;
 
 use crate::api::{
-    collection, entity, limit, no_such_resource, other, parse_bool, reference, Api, Req, Resp,
+    collection, entity, limit, no_such_resource, parse_bool, reference, Api, Req, Resp,
 };
 use crate::coll::disks;
 use crate::fault::{ApiError, ApiResult};
@@ -147,7 +147,7 @@ pub fn render(db: &Db, owner: &Obj, vbd: &Obj, vdi: &Obj) -> Node {
     )
     .text("active", active(owner, vbd))
     .text("bootable", vbd.bool("bootable"))
-    .text("interface", other(vbd, INTERFACE_KEY).unwrap_or("virtio"))
+    .text("interface", vbd.other(INTERFACE_KEY).unwrap_or("virtio"))
     .opt_child(name.map(|n| Node::leaf("logical_name", n)))
     .text("pass_discard", false)
     .text("read_only", vbd.str("mode") == "RO")

@@ -9,8 +9,8 @@ use drover_core::{Obj, Op, VdiAction};
 use drover_model::Value;
 
 use crate::api::{
-    collection, entity, no_such_resource, other, parse_bool, parse_int, reference, with_links, Api,
-    Req, Resp,
+    collection, entity, no_such_resource, parse_bool, parse_int, reference, with_links, Api, Req,
+    Resp,
 };
 use crate::coll::vms::NamedSubject;
 use crate::coll::{permissions, vmdevices};
@@ -73,7 +73,7 @@ pub async fn handle(api: &Api, req: &Req, rest: &[&str]) -> ApiResult<Resp> {
 pub fn is_disk(vdi: &Obj) -> bool {
     !vdi.bool("is_a_snapshot")
         && !ENGINE_TYPES.contains(&vdi.str("type"))
-        && other(vdi, "config_drive") != Some("true")
+        && vdi.other("config_drive") != Some("true")
 }
 
 /// The disk with an oVirt id.

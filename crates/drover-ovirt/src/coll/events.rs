@@ -163,10 +163,7 @@ fn refs(db: &Db, entry: &AuditEntry) -> Vec<(&'static str, &'static str, String)
 }
 
 fn object<'a>(db: &'a Db, class: &str, uuid: &str) -> Option<&'a Obj> {
-    db.table(class)
-        .and_then(|t| t.by_uuid(uuid))
-        .and_then(|r| db.get(class, r))
-        .map(|o| &**o)
+    db.by_uuid(class, uuid).map(|o| &**o)
 }
 
 /// An event as oVirt shows it.

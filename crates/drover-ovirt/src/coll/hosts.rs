@@ -13,7 +13,7 @@ use drover_core::{HostAction, NetOp, Obj, Op};
 use drover_model::{Value, NULL_REF};
 
 use crate::api::{
-    collection, entity, limit, no_such_resource, other, reference, with_links, Api, Req, Resp,
+    collection, entity, limit, no_such_resource, reference, with_links, Api, Req, Resp,
 };
 use crate::coll::vmdevices::{self, Stat};
 use crate::coll::vms::VmSubject;
@@ -210,7 +210,7 @@ pub fn render(db: &Db, host: &Obj) -> Node {
     let node = entity("host", "hosts", id)
         .text("name", host.str("name_label"))
         .text("description", host.str("name_description"))
-        .text("comment", other(host, COMMENT_KEY).unwrap_or(""));
+        .text("comment", host.other(COMMENT_KEY).unwrap_or(""));
     with_links(node, &format!("hosts/{id}"), ACTIONS, SUBS)
         .text("address", host.str("address"))
         .child(
@@ -628,7 +628,7 @@ impl Subject for HostSubject<'_> {
             "name" => text(host.str("name_label")),
             "id" => text(host.uuid()),
             "address" => text(host.str("address")),
-            "comment" => text(other(host, COMMENT_KEY).unwrap_or("")),
+            "comment" => text(host.other(COMMENT_KEY).unwrap_or("")),
             "status" => text(status(db, host)),
             "type" => text("rhel"),
             "architecture" => text("x86_64"),

@@ -15,8 +15,7 @@ use drover_core::{Obj, Op};
 use drover_model::Value;
 
 use crate::api::{
-    collection, date, entity, no_such_resource, other, parse_bool, reference, with_links, Api, Req,
-    Resp,
+    collection, date, entity, no_such_resource, parse_bool, reference, with_links, Api, Req, Resp,
 };
 use crate::coll::users;
 use crate::fault::{ApiError, ApiResult};
@@ -103,7 +102,7 @@ fn status(task: &Obj) -> &'static str {
 }
 
 fn is_external(task: &Obj) -> bool {
-    other(task, EXTERNAL_KEY) == Some("true")
+    task.other(EXTERNAL_KEY) == Some("true")
 }
 
 /// When the job ended, if it has.
@@ -111,7 +110,7 @@ fn end_time(task: &Obj) -> Option<i64> {
     if status(task) == "started" {
         return None;
     }
-    other(task, END_TIME_KEY)
+    task.other(END_TIME_KEY)
         .and_then(|t| t.parse().ok())
         .or_else(|| Some(time_of(task, "finished")).filter(|t| *t > 0))
 }
@@ -126,14 +125,14 @@ fn progress(task: &Obj) -> i64 {
 
 /// A job as oVirt shows it; `owners` maps account names to user ids.
 fn render(task: &Obj, owners: &HashMap<String, String>) -> Node {
-    let owner = other(task, "owner").and_then(|name| owners.get(name));
+    let owner = task.other("owner").and_then(|name| owners.get(name));
     let id = task.uuid();
     let start = time_of(task, "created");
     let end = end_time(task);
     let node = entity("job", "jobs", id).text("description", task.str("name_label"));
     let mut node = with_links(node, &format!("jobs/{id}"), ACTIONS, &["steps"]).text(
         "auto_cleared",
-        other(task, AUTO_CLEARED_KEY).unwrap_or("true"),
+        task.other(AUTO_CLEARED_KEY).unwrap_or("true"),
     );
     if let Some(e) = end {
         node = node.text("end_time", date(e));
@@ -300,7 +299,9 @@ impl Subject for JobSubject<'_> {
         match field {
             "id" => text(self.task.uuid()),
             "status" => text(status(self.task)),
-            "correlation_id" => other(self.task, CORRELATION_KEY)
+            "correlation_id" => self
+                .task
+                .other(CORRELATION_KEY)
                 .map(text)
                 .unwrap_or_default(),
             _ => Vec::new(),

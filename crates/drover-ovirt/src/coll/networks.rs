@@ -14,9 +14,7 @@ use drover_core::db::Db;
 use drover_core::{NetOp, Obj, Op};
 use drover_model::{Value, NULL_REF};
 
-use crate::api::{
-    collection, entity, no_such_resource, other, parse_int, with_links, Api, Req, Resp,
-};
+use crate::api::{collection, entity, no_such_resource, parse_int, with_links, Api, Req, Resp};
 use crate::coll::{clusters, datacenters, permissions, vnicprofiles};
 use crate::fault::{ApiError, ApiResult};
 use crate::listing;
@@ -187,7 +185,7 @@ pub fn render(db: &Db, net: &Obj, base: &str) -> Node {
     let node = entity("network", base, id)
         .text("name", display_name(db, net))
         .text("description", net.str("name_description"))
-        .text("comment", other(net, COMMENT_KEY).unwrap_or(""));
+        .text("comment", net.other(COMMENT_KEY).unwrap_or(""));
     let mut node = with_links(node, &format!("networks/{id}"), &[], SUBS)
         .text("mtu", net.int("MTU"))
         .text("required", true)
@@ -474,7 +472,7 @@ impl Subject for NetSubject<'_> {
             "name" => text(&display_name(self.db, net)),
             "id" => text(net.uuid()),
             "description" => text(net.str("name_description")),
-            "comment" => text(other(net, COMMENT_KEY).unwrap_or("")),
+            "comment" => text(net.other(COMMENT_KEY).unwrap_or("")),
             "datacenter" => text(&model::datacenter_name(self.db)),
             "mtu" => vec![FieldValue::Number(net.int("MTU") as f64)],
             "stp" => vec![FieldValue::Bool(false)],

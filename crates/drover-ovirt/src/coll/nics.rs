@@ -10,8 +10,7 @@ use drover_core::{NetOp, Obj, Op};
 use drover_model::Value;
 
 use crate::api::{
-    collection, entity, limit, no_such_resource, other, parse_bool, reference, with_links, Api,
-    Req, Resp,
+    collection, entity, limit, no_such_resource, parse_bool, reference, with_links, Api, Req, Resp,
 };
 use crate::coll::diskattachments::{owner_path, owner_ref};
 use crate::coll::vmdevices::{self, Stat};
@@ -106,7 +105,7 @@ fn nic(api: &Api, owner: &Obj, id: &str) -> ApiResult<Arc<Obj>> {
 
 /// A NIC's oVirt name: the one it was given, else `nic<position + 1>`.
 pub fn name(vif: &Obj) -> String {
-    other(vif, NAME_KEY)
+    vif.other(NAME_KEY)
         .map(String::from)
         .unwrap_or_else(|| format!("nic{}", position(vif).saturating_add(1)))
 }
@@ -132,7 +131,7 @@ pub fn render(db: &Db, owner: &Obj, vif: &Obj) -> Node {
             &model::vnic_profile_id(n.uuid()),
         )
     });
-    node.text("interface", other(vif, INTERFACE_KEY).unwrap_or("virtio"))
+    node.text("interface", vif.other(INTERFACE_KEY).unwrap_or("virtio"))
         .text("linked", true)
         .child(Node::new("mac").text("address", vif.str("MAC")))
         .text("plugged", plugged(owner, vif))
@@ -145,7 +144,7 @@ pub fn render(db: &Db, owner: &Obj, vif: &Obj) -> Node {
 fn statistics(db: &Db, vif: &Obj) -> Vec<Stat> {
     let m = db.get("VIF_metrics", vif.str("metrics"));
     let count = |key: &str| {
-        m.and_then(|m| other(m, key))
+        m.and_then(|m| m.other(key))
             .and_then(|n| n.parse::<i64>().ok())
             .unwrap_or(0)
     };

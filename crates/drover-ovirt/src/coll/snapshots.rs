@@ -14,8 +14,8 @@ use drover_core::db::Db;
 use drover_core::{Obj, Op, VmAction};
 
 use crate::api::{
-    collection, date_ms, entity, limit, members_or_one, no_such_resource, other, parse_bool,
-    reference, with_links, Api, Req, Resp,
+    collection, date_ms, entity, limit, members_or_one, no_such_resource, parse_bool, reference,
+    with_links, Api, Req, Resp,
 };
 use crate::coll::disks;
 use crate::coll::vmdevices::secs;
@@ -82,7 +82,7 @@ pub async fn handle(api: &Api, req: &Req, vm: &Obj, rest: &[&str]) -> ApiResult<
 
 /// When a snapshot was taken, in milliseconds.
 fn taken_ms(s: &Obj) -> i64 {
-    other(s, TAKEN_KEY)
+    s.other(TAKEN_KEY)
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| secs(s.get("snapshot_time")).saturating_mul(1000))
 }
@@ -93,7 +93,7 @@ fn snapshots(db: &Db, vm: &Obj) -> Vec<Arc<Obj>> {
         .refs("snapshots")
         .iter()
         .filter_map(|s| db.get("VM", s))
-        .filter(|s| s.bool("is_a_snapshot") && other(s, UNDO_MARK_KEY).is_none())
+        .filter(|s| s.bool("is_a_snapshot") && s.other(UNDO_MARK_KEY).is_none())
         .cloned()
         .collect();
     out.sort_by_key(|s| taken_ms(s));
@@ -103,9 +103,7 @@ fn snapshots(db: &Db, vm: &Obj) -> Vec<Arc<Obj>> {
 /// A snapshot of the VM by its oVirt id.
 fn snapshot(api: &Api, vm: &Obj, id: &str) -> ApiResult<Arc<Obj>> {
     let s = api.by_id("VM", id, "Snapshot")?;
-    if s.bool("is_a_snapshot")
-        && s.str("snapshot_of") == &*vm.r
-        && other(&s, UNDO_MARK_KEY).is_none()
+    if s.bool("is_a_snapshot") && s.str("snapshot_of") == &*vm.r && s.other(UNDO_MARK_KEY).is_none()
     {
         Ok(s)
     } else {
@@ -134,7 +132,7 @@ fn render(vm: &Obj, s: &Obj) -> Node {
         .get("current_operations")
         .as_map()
         .is_some_and(|m| !m.is_empty());
-    let status = if other(vm, PREVIEW_KEY) == Some(id) {
+    let status = if vm.other(PREVIEW_KEY) == Some(id) {
         "in_preview"
     } else if busy || model::vm_status(vm) == "image_locked" {
         "locked"
@@ -221,7 +219,7 @@ async fn add(api: &Api, req: &Req, vm: &Obj) -> ApiResult<Resp> {
         .text_at("description")
         .ok_or_else(|| ApiError::missing("Snapshot", "description"))?;
     let vm = fresh(api, vm)?;
-    if other(&vm, PREVIEW_KEY).is_some() {
+    if vm.other(PREVIEW_KEY).is_some() {
         return Err(ApiError::Conflict(
             "Cannot create Snapshot. The VM is previewing a Snapshot.".into(),
         ));
@@ -252,7 +250,7 @@ async fn add(api: &Api, req: &Req, vm: &Obj) -> ApiResult<Resp> {
 async fn remove(api: &Api, req: &Req, vm: &Obj, id: &str) -> ApiResult<Resp> {
     let s = snapshot(api, vm, id)?;
     let vm = fresh(api, vm)?;
-    if other(&vm, PREVIEW_KEY).is_some() {
+    if vm.other(PREVIEW_KEY).is_some() {
         return Err(ApiError::Conflict(
             "Cannot remove Snapshot. The VM is previewing a Snapshot; commit or undo the \
              preview first."
@@ -291,8 +289,8 @@ fn require_down(vm: &Obj, action: &str) -> ApiResult<()> {
 /// The VM's preview marks: (previewed snapshot, hidden snapshot).
 fn preview_marks(vm: &Obj) -> Option<(String, String)> {
     Some((
-        other(vm, PREVIEW_KEY)?.to_string(),
-        other(vm, PREVIEW_UNDO_KEY)?.to_string(),
+        vm.other(PREVIEW_KEY)?.to_string(),
+        vm.other(PREVIEW_UNDO_KEY)?.to_string(),
     ))
 }
 
@@ -384,7 +382,7 @@ async fn finish_commit(
 pub async fn preview(api: &Api, req: &Req, vm: &Obj, body: &Node) -> ApiResult<Resp> {
     let vm = fresh(api, vm)?;
     let target = named_snapshot(api, &vm, body)?;
-    if other(&vm, PREVIEW_KEY).is_some() {
+    if vm.other(PREVIEW_KEY).is_some() {
         return Err(ApiError::Conflict(
             "Cannot preview Snapshot. The VM is already previewing a Snapshot.".into(),
         ));
@@ -423,7 +421,7 @@ pub async fn undo(api: &Api, req: &Req, vm: &Obj, _body: &Node) -> ApiResult<Res
 /// A snapshot's `restore` action: a preview and its commit in one step.
 async fn restore(api: &Api, req: &Req, vm: &Obj, s: &Obj, _body: &Node) -> ApiResult<Resp> {
     let vm = fresh(api, vm)?;
-    if other(&vm, PREVIEW_KEY).is_some() {
+    if vm.other(PREVIEW_KEY).is_some() {
         return Err(ApiError::Conflict(
             "Cannot restore Snapshot. The VM is previewing a Snapshot; commit or undo the \
              preview first."

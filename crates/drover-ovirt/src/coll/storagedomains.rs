@@ -16,7 +16,7 @@ use drover_core::{Obj, Op, PbdAction, SrAction, SrSpec};
 use drover_model::Value;
 
 use crate::api::{
-    collection, entity, limit, no_such_resource, other, reference, with_links, Api, Req, Resp,
+    collection, entity, limit, no_such_resource, reference, with_links, Api, Req, Resp,
 };
 use crate::coll::{datacenters, disks, hosts, permissions};
 use crate::fault::{ApiError, ApiResult};
@@ -78,7 +78,7 @@ fn pbds<'a>(db: &'a Db, sr: &Obj) -> Vec<&'a Obj> {
 
 /// Whether an SR is attached to the data center.
 pub fn is_attached(db: &Db, sr: &Obj) -> bool {
-    !pbds(db, sr).is_empty() && other(sr, DETACHED_KEY) != Some("true")
+    !pbds(db, sr).is_empty() && sr.other(DETACHED_KEY) != Some("true")
 }
 
 /// oVirt's status of a storage domain: `unattached`, `active` or `maintenance`.
@@ -157,7 +157,7 @@ fn list(api: &Api, req: &Req) -> ApiResult<Resp> {
 fn body_of(sr: &Obj, node: Node) -> Node {
     node.text("name", sr.str("name_label"))
         .text("description", sr.str("name_description"))
-        .text("comment", other(sr, COMMENT_KEY).unwrap_or(""))
+        .text("comment", sr.other(COMMENT_KEY).unwrap_or(""))
 }
 
 /// The figures and settings of a storage domain.
@@ -625,7 +625,7 @@ impl Subject for SdSubject<'_> {
             "name" => text(sr.str("name_label")),
             "id" => text(sr.uuid()),
             "description" => text(sr.str("name_description")),
-            "comment" => text(other(sr, COMMENT_KEY).unwrap_or("")),
+            "comment" => text(sr.other(COMMENT_KEY).unwrap_or("")),
             "status" => text(status(self.db, sr)),
             "type" => text(if is_iso(sr) { "iso" } else { "data" }),
             "datacenter" if self.attached() => text(&model::datacenter_name(self.db)),

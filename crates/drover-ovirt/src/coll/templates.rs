@@ -10,8 +10,7 @@ use drover_core::{Obj, Op, VmAction};
 use drover_model::{Value, NULL_REF};
 
 use crate::api::{
-    collection, date, entity, no_such_resource, other, reference, with_links, Api, Req, Resp,
-    ZERO_ID,
+    collection, date, entity, no_such_resource, reference, with_links, Api, Req, Resp, ZERO_ID,
 };
 use crate::coll::vmdevices::secs;
 use crate::coll::vms::{self, NamedSubject, OS_KEY, STOP_REASON_KEY, TEMPLATE_KEY, TYPE_KEY};
@@ -146,7 +145,7 @@ fn shell(db: &Db, s: &Shape<'_>) -> Node {
 
 /// When a template was made.
 fn created(db: &Db, t: &Obj) -> i64 {
-    other(t, CREATED_KEY)
+    t.other(CREATED_KEY)
         .and_then(|c| c.parse().ok())
         .or_else(|| {
             db.get("VM_metrics", t.str("metrics"))
@@ -167,10 +166,10 @@ pub fn render(db: &Db, t: &Obj) -> Node {
             id: t.uuid(),
             name: t.str("name_label"),
             description: t.str("name_description"),
-            comment: other(t, COMMENT_KEY).unwrap_or(""),
+            comment: t.other(COMMENT_KEY).unwrap_or(""),
             created: created(db, t),
             status: if busy { "locked" } else { "ok" },
-            kind: other(t, TYPE_KEY).unwrap_or("server"),
+            kind: t.other(TYPE_KEY).unwrap_or("server"),
         },
     )
     .child(vms::cpu(t))
@@ -293,7 +292,7 @@ async fn add(api: &Api, req: &Req) -> ApiResult<Resp> {
             "Cannot add Template. VM must be in Down status.".into(),
         ));
     }
-    if other(&vm, snapshots::PREVIEW_KEY).is_some() {
+    if vm.other(snapshots::PREVIEW_KEY).is_some() {
         return Err(ApiError::Conflict(
             "Cannot add Template. The VM is previewing a Snapshot.".into(),
         ));
@@ -331,7 +330,7 @@ async fn make_template(api: &Api, req: &Req, r: &str, body: &Node) -> ApiResult<
                 t.refs("VBDs")
                     .iter()
                     .filter_map(|b| db.get("VBD", b))
-                    .filter(|b| other(b, vmdevices::CLOUD_INIT_KEY).is_some())
+                    .filter(|b| b.other(vmdevices::CLOUD_INIT_KEY).is_some())
                     .map(|b| b.r.to_string())
                     .collect()
             })
@@ -367,7 +366,7 @@ async fn update(api: &Api, req: &Req, id: &str) -> ApiResult<Resp> {
 /// The VMs made from a template.
 fn children<'a>(db: &'a Db, id: &str) -> Vec<&'a Arc<Obj>> {
     db.all("VM")
-        .filter(|v| model::is_vm(v) && other(v, TEMPLATE_KEY) == Some(id))
+        .filter(|v| model::is_vm(v) && v.other(TEMPLATE_KEY) == Some(id))
         .collect()
 }
 
@@ -420,12 +419,12 @@ impl Subject for TemplateSubject<'_> {
         match field {
             "name" => text(t.str("name_label")),
             "description" => text(t.str("name_description")),
-            "comment" => text(other(t, COMMENT_KEY).unwrap_or("")),
+            "comment" => text(t.other(COMMENT_KEY).unwrap_or("")),
             "id" | "_vmt_id" => text(t.uuid()),
             "mem" => vec![FieldValue::Number(
                 (t.int("memory_static_max") >> 20) as f64,
             )],
-            "os" => text(other(t, OS_KEY).unwrap_or("other")),
+            "os" => text(t.other(OS_KEY).unwrap_or("other")),
             "status" => text(
                 if t.get("current_operations")
                     .as_map()

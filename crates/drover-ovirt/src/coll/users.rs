@@ -8,9 +8,7 @@ use std::sync::Arc;
 use axum::http::Method;
 use drover_core::{AccountInfo, Obj};
 
-use crate::api::{
-    collection, entity, href, limit, no_such_resource, other, with_links, Api, Req, Resp,
-};
+use crate::api::{collection, entity, href, limit, no_such_resource, with_links, Api, Req, Resp};
 use crate::coll::{permissions, roles};
 use crate::fault::{ApiError, ApiResult};
 use crate::listing;
@@ -151,9 +149,9 @@ pub fn render(account: &AccountInfo, user: &Obj) -> Node {
         full => node.text("description", full),
     };
     with_links(node, &format!("users/{id}"), &[], SUBS)
-        .text("department", other(user, DEPARTMENT_KEY).unwrap_or(""))
+        .text("department", user.other(DEPARTMENT_KEY).unwrap_or(""))
         .text("domain_entry_id", hex(&account.name).to_ascii_uppercase())
-        .text("email", other(user, EMAIL_KEY).unwrap_or(""))
+        .text("email", user.other(EMAIL_KEY).unwrap_or(""))
         .text("last_name", "")
         .text("namespace", "*")
         .text("principal", &account.name)
@@ -250,7 +248,7 @@ impl Subject for UserSubject<'_> {
             "usrname" | "user_and_domain" => text(&user_name(name)),
             "id" => text(self.user.uuid()),
             "directory" => text(DOMAIN),
-            "department" => text(other(self.user, DEPARTMENT_KEY).unwrap_or("")),
+            "department" => text(self.user.other(DEPARTMENT_KEY).unwrap_or("")),
             "lastname" => text(""),
             "type" => text("user"),
             _ => Vec::new(),

@@ -15,8 +15,8 @@ use drover_model::Value;
 use serde_json::{json, Map, Value as Json};
 
 use crate::api::{
-    collection, entity, members_or_one, no_such_resource, other, reference, with_links, Api, Req,
-    Resp, ZERO_ID,
+    collection, entity, members_or_one, no_such_resource, reference, with_links, Api, Req, Resp,
+    ZERO_ID,
 };
 use crate::auth::TOKEN_LIFETIME_SECS;
 use crate::coll::diskattachments::free_position;
@@ -50,7 +50,7 @@ fn no_such(req: &Req, vm: &Obj, sub: &str, rest: &[&str]) -> ApiError {
 /// Whether a VBD is a drive made to carry data to the guest (a cloud-init or z/VM config
 /// drive), not the VM's CD-ROM.
 fn is_payload_drive(vbd: &Obj) -> bool {
-    other(vbd, CLOUD_INIT_KEY).is_some() || other(vbd, "zvm_config_drive").is_some()
+    vbd.other(CLOUD_INIT_KEY).is_some() || vbd.other("zvm_config_drive").is_some()
 }
 
 /// The VM's CD-ROM: its first CD drive that is not a payload drive.
@@ -289,7 +289,7 @@ pub fn reported_devices(db: &Db, vm: &Obj) -> Vec<(String, Node)> {
             let vif = vifs.iter().find(|v| v.str("device") == device);
             let id = derived_id(vm.uuid(), &format!("reported_device/{device}"));
             let name = vif
-                .and_then(|v| other(v, crate::coll::nics::NAME_KEY))
+                .and_then(|v| v.other(crate::coll::nics::NAME_KEY))
                 .map(String::from)
                 .unwrap_or_else(|| format!("eth{device}"));
             let mut list = Node::list("ips");
@@ -859,7 +859,7 @@ fn mac_of(db: &Db, vm: &Obj, name: &str) -> Option<String> {
     vifs.sort_by_key(|v| v.str("device").parse::<u32>().unwrap_or(u32::MAX));
     if let Some(v) = vifs
         .iter()
-        .find(|v| other(v, crate::coll::nics::NAME_KEY) == Some(name))
+        .find(|v| v.other(crate::coll::nics::NAME_KEY) == Some(name))
     {
         return Some(v.str("MAC").to_string());
     }
@@ -886,7 +886,7 @@ pub async fn attach_initialization(api: &Api, req: &Req, vm: &Obj, init: &Node) 
             .refs("VBDs")
             .iter()
             .filter_map(|b| db.get("VBD", b))
-            .find(|b| other(b, CLOUD_INIT_KEY).is_some())
+            .find(|b| b.other(CLOUD_INIT_KEY).is_some())
             .cloned();
         (drive, drive_sr(db, vm))
     });
@@ -903,7 +903,7 @@ pub async fn attach_initialization(api: &Api, req: &Req, vm: &Obj, init: &Node) 
                 .iter()
                 .filter_map(|b| db.get("VBD", b))
                 .all(|b| b.str("VM") == &*vm.r);
-            (alone && other(vdi, "config_drive") == Some("true")).then(|| vdi.r.to_string())
+            (alone && vdi.other("config_drive") == Some("true")).then(|| vdi.r.to_string())
         })
     });
     let target_sr = own

@@ -14,7 +14,7 @@ use drover_core::{Obj, VmAction};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
-    collection, entity, no_such_resource, other, parse_bool, parse_int, pool_records, reference,
+    collection, entity, no_such_resource, parse_bool, parse_int, pool_records, reference,
     with_links, Api, Req, Resp, ZERO_ID,
 };
 use crate::coll::{clusters, vms};
@@ -107,7 +107,7 @@ fn all(db: &Db) -> Vec<VmPool> {
 fn members<'a>(db: &'a Db, id: &str) -> Vec<&'a Obj> {
     let mut list: Vec<&Obj> = db
         .all("VM")
-        .filter(|v| model::is_vm(v) && other(v, MEMBER_KEY) == Some(id))
+        .filter(|v| model::is_vm(v) && v.other(MEMBER_KEY) == Some(id))
         .map(|v| &**v)
         .collect();
     list.sort_by_key(|v| natural_key(v.str("name_label")));
@@ -123,7 +123,7 @@ fn natural_key(name: &str) -> (String, u64) {
 }
 
 fn assigned(vm: &Obj) -> Option<&str> {
-    other(vm, ASSIGNED_KEY).filter(|u| !u.is_empty())
+    vm.other(ASSIGNED_KEY).filter(|u| !u.is_empty())
 }
 
 fn list(api: &Api, req: &Req) -> ApiResult<Resp> {

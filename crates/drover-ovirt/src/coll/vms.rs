@@ -7,8 +7,8 @@ use drover_core::{Obj, Op, VmAction};
 use drover_model::{Value, NULL_REF};
 
 use crate::api::{
-    collection, date, entity, no_such_resource, other, parse_bool, parse_int, reference,
-    with_links, Api, Req, Resp, ZERO_ID,
+    collection, date, entity, no_such_resource, parse_bool, parse_int, reference, with_links, Api,
+    Req, Resp, ZERO_ID,
 };
 use crate::coll::templates::TemplateSubject;
 use crate::coll::{clusters, diskattachments, nics, permissions, snapshots, tags, vmdevices};
@@ -127,7 +127,7 @@ pub fn render(db: &Db, vm: &Obj) -> ApiResult<Node> {
     let mut node = entity("vm", "vms", id)
         .text("name", vm.str("name_label"))
         .text("description", vm.str("name_description"))
-        .text("comment", other(vm, COMMENT_KEY).unwrap_or(""));
+        .text("comment", vm.other(COMMENT_KEY).unwrap_or(""));
     node = with_links(node, &base, ACTIONS, SUBS);
     node = node
         .child(cpu(vm))
@@ -160,8 +160,8 @@ pub fn render(db: &Db, vm: &Obj) -> ApiResult<Node> {
     node = node
         .text("stateless", false)
         .text("status", status)
-        .text("stop_reason", other(vm, STOP_REASON_KEY).unwrap_or(""))
-        .text("type", other(vm, TYPE_KEY).unwrap_or("server"))
+        .text("stop_reason", vm.other(STOP_REASON_KEY).unwrap_or(""))
+        .text("type", vm.other(TYPE_KEY).unwrap_or("server"))
         .child(reference("cluster", "clusters", &model::cluster_id(db)));
     let host = vm.str("resident_on");
     if status != "down" && host != NULL_REF {
@@ -169,7 +169,7 @@ pub fn render(db: &Db, vm: &Obj) -> ApiResult<Node> {
             node = node.child(reference("host", "hosts", h.uuid()));
         }
     }
-    let template = other(vm, TEMPLATE_KEY).unwrap_or(ZERO_ID);
+    let template = vm.other(TEMPLATE_KEY).unwrap_or(ZERO_ID);
     Ok(node
         .child(reference("original_template", "templates", template))
         .child(reference("template", "templates", template)))
@@ -220,7 +220,7 @@ pub fn os(vm: &Obj) -> Node {
             os = os.text(elem, vm.str(field));
         }
     }
-    os.text("type", other(vm, OS_KEY).unwrap_or("other"))
+    os.text("type", vm.other(OS_KEY).unwrap_or("other"))
 }
 
 fn is_delete_protected(vm: &Obj) -> bool {
@@ -379,7 +379,7 @@ async fn from_template(
         )
         .await?;
     let provisioned = async {
-        if other(t, "disks").is_some_and(|d| d.contains("<disk")) {
+        if t.other("disks").is_some_and(|d| d.contains("<disk")) {
             api.vm_op(req, &r, VmAction::Provision).await?;
         }
         api.set(req, "VM", &r, "is_a_template", Value::Bool(false))
@@ -788,15 +788,15 @@ impl Subject for VmSubject<'_> {
             "name" => text(vm.str("name_label")),
             "id" => text(vm.uuid()),
             "description" => text(vm.str("name_description")),
-            "comment" => text(other(vm, COMMENT_KEY).unwrap_or("")),
+            "comment" => text(vm.other(COMMENT_KEY).unwrap_or("")),
             "status" => text(model::vm_status(vm)),
             "memory" => num(vm.int("memory_static_max") >> 20),
             "guaranteed_memory" => num(vm.int("memory_dynamic_min") >> 20),
             "vcpus" => num(vm.int("VCPUs_max")),
             "cluster" => text(&model::cluster_name(self.db)),
             "datacenter" => text(&model::datacenter_name(self.db)),
-            "os" => text(other(vm, OS_KEY).unwrap_or("other")),
-            "type" => text(other(vm, TYPE_KEY).unwrap_or("server")),
+            "os" => text(vm.other(OS_KEY).unwrap_or("other")),
+            "type" => text(vm.other(TYPE_KEY).unwrap_or("server")),
             "architecture" => text("x86_64"),
             "on_host" => self
                 .host()
@@ -825,13 +825,8 @@ impl Subject for VmSubject<'_> {
                 .into_iter()
                 .collect(),
             "Templates" => {
-                let id = other(self.vm, TEMPLATE_KEY).unwrap_or(ZERO_ID);
-                let tpl = self
-                    .db
-                    .table("VM")
-                    .and_then(|t| t.by_uuid(id))
-                    .and_then(|r| self.db.get("VM", r))
-                    .map(|t| &**t);
+                let id = self.vm.other(TEMPLATE_KEY).unwrap_or(ZERO_ID);
+                let tpl = self.db.by_uuid("VM", id).map(|t| &**t);
                 if tpl.is_none() && id != ZERO_ID {
                     return Vec::new();
                 }

@@ -8,9 +8,7 @@ use axum::http::Method;
 use drover_core::db::Db;
 use drover_core::Obj;
 
-use crate::api::{
-    collection, entity, no_such_resource, other, reference, with_links, Api, Req, Resp,
-};
+use crate::api::{collection, entity, no_such_resource, reference, with_links, Api, Req, Resp};
 use crate::coll::{networks, permissions};
 use crate::fault::{ApiError, ApiResult};
 use crate::listing;
@@ -106,8 +104,8 @@ pub fn render(db: &Db, net: &Obj) -> Node {
     let id = model::vnic_profile_id(net.uuid());
     let node = entity("vnic_profile", "vnicprofiles", &id)
         .text("name", networks::display_name(db, net))
-        .text("description", other(net, DESCRIPTION_KEY).unwrap_or(""))
-        .text("comment", other(net, COMMENT_KEY).unwrap_or(""));
+        .text("description", net.other(DESCRIPTION_KEY).unwrap_or(""))
+        .text("comment", net.other(COMMENT_KEY).unwrap_or(""));
     with_links(node, &format!("vnicprofiles/{id}"), &[], SUBS)
         .child(Node::new("pass_through").text("mode", "disabled"))
         .text("port_mirroring", false)
@@ -203,7 +201,7 @@ impl Subject for ProfileSubject<'_> {
         let value = match field {
             "name" | "network_name" => networks::display_name(self.db, net),
             "id" => model::vnic_profile_id(net.uuid()),
-            "description" => other(net, DESCRIPTION_KEY).unwrap_or("").to_string(),
+            "description" => net.other(DESCRIPTION_KEY).unwrap_or("").to_string(),
             "datacenter" => model::datacenter_name(self.db),
             "passthrough" => "disabled".into(),
             "port_mirroring" => return vec![FieldValue::Bool(false)],

@@ -25,7 +25,7 @@ use serde_json::{json, Value as Json};
 
 use super::guest::is_on;
 use super::nic::cidr_prefix;
-use super::{core_error, other, Backend, NewVbd, VBD_POSITIONS};
+use super::{core_error, Backend, NewVbd, VBD_POSITIONS};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 /// The module config drive errors are raised by (the original's deploy).
@@ -142,7 +142,7 @@ impl Backend {
             obj.refs("VBDs")
                 .iter()
                 .filter_map(|r| db.get("VBD", r))
-                .find(|b| other(b, DRIVE) == Some("true"))
+                .find(|b| b.other(DRIVE) == Some("true"))
                 .cloned()
         });
         let name = format!("{} config drive", obj.str("name_label").to_uppercase());
@@ -225,14 +225,15 @@ impl Backend {
             .into_iter()
             .filter_map(|n| {
                 let vif = self.engine.get("VIF", &n.info.vif).ok()?;
-                let ip = other(&vif, "zvm_ip")?.to_string();
+                let ip = vif.other("zvm_ip")?.to_string();
                 Some(NicConfig {
                     vdev: n.info.vdev,
                     mac: n.info.mac,
                     ip,
-                    prefix: other(&vif, "zvm_cidr").and_then(cidr_prefix),
-                    gateway: other(&vif, "zvm_gateway").map(String::from),
-                    dns: other(&vif, "zvm_dns")
+                    prefix: vif.other("zvm_cidr").and_then(cidr_prefix),
+                    gateway: vif.other("zvm_gateway").map(String::from),
+                    dns: vif
+                        .other("zvm_dns")
                         .unwrap_or_default()
                         .split(',')
                         .filter(|d| !d.is_empty())
@@ -247,13 +248,14 @@ impl Backend {
             .filter_map(|d| {
                 let vdi = self.engine.get("VDI", &d.vdi).ok()?;
                 Some(DiskConfig {
-                    mount: other(&vdi, "zvm_mntdir")?.to_string(),
-                    format: other(&vdi, "zvm_format").unwrap_or("none").to_string(),
+                    mount: vdi.other("zvm_mntdir")?.to_string(),
+                    format: vdi.other("zvm_format").unwrap_or("none").to_string(),
                     vdev: d.vdev,
                 })
             })
             .collect();
-        let hostname = other(vm, "zvm_hostname")
+        let hostname = vm
+            .other("zvm_hostname")
             .map(String::from)
             .unwrap_or_else(|| userid.to_lowercase());
         let meta = json!({"uuid": vm.uuid(), "name": userid, "hostname": hostname});
@@ -276,7 +278,7 @@ impl Backend {
             ),
         ];
         let mut says = !nics.is_empty() || !disks.is_empty();
-        if let Some(path) = other(vm, "zvm_transportfiles").filter(|p| !p.is_empty()) {
+        if let Some(path) = vm.other("zvm_transportfiles").filter(|p| !p.is_empty()) {
             let failed = |why: String| ZvmError::Failed {
                 module: G,
                 rs: 4,

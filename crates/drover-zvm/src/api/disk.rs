@@ -11,7 +11,7 @@ use serde_json::{json, Value as Json};
 
 use super::args::{req, Param};
 use super::guest::{is_on, with};
-use super::{other, Backend, Call, Dispatched, NewVbd, VBD_POSITIONS};
+use super::{Backend, Call, Dispatched, NewVbd, VBD_POSITIONS};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 const G: Module = Module::Guest;
@@ -283,7 +283,7 @@ impl Backend {
     pub(super) fn pool_sr(&self, name: &str) -> Option<Arc<Obj>> {
         self.engine.read(|db| {
             db.all("SR")
-                .filter(|s| s.str("content_type") != "iso" && other(s, "zvm_images").is_none())
+                .filter(|s| s.str("content_type") != "iso" && s.other("zvm_images").is_none())
                 .find(|s| pool_name(s).eq_ignore_ascii_case(name))
                 .cloned()
         })
@@ -479,7 +479,7 @@ impl Backend {
                 .filter_map(|r| db.get("VBD", r))
                 .filter(|b| b.str("type") == "Disk")
                 .filter_map(|b| {
-                    let number = parse_vdev(other(b, "zvm_vdev")?)?;
+                    let number = parse_vdev(b.other("zvm_vdev")?)?;
                     let vdi = db.get("VDI", b.str("VDI"))?;
                     Some(Minidisk {
                         number,
@@ -487,8 +487,9 @@ impl Backend {
                         boot: b.bool("bootable"),
                         vbd: b.r.to_string(),
                         vdi: vdi.r.to_string(),
-                        pool: other(vdi, "zvm_pool").unwrap_or("").to_string(),
-                        units: other(vdi, "zvm_units")
+                        pool: vdi.other("zvm_pool").unwrap_or("").to_string(),
+                        units: vdi
+                            .other("zvm_units")
                             .and_then(|u| u.parse().ok())
                             .unwrap_or_else(|| vdi.int("virtual_size") / CYLINDER),
                         size: vdi.int("virtual_size"),

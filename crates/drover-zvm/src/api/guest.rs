@@ -9,7 +9,7 @@ use drover_model::Value;
 use serde_json::{json, Value as Json};
 
 use super::args::{opt, req, Args, Param};
-use super::{other, Backend, Call, Dispatched};
+use super::{Backend, Call, Dispatched};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 const G: Module = Module::Guest;
@@ -188,7 +188,8 @@ pub(super) fn is_vm(v: &Obj) -> bool {
 /// The cumulative CPU time of a guest as its `VM_metrics` last recorded it, in
 /// microseconds (0 when not recorded).
 fn cpu_time_us(metrics: &Obj) -> i64 {
-    other(metrics, "cpu_time_us")
+    metrics
+        .other("cpu_time_us")
         .and_then(|t| t.parse::<i64>().ok())
         .unwrap_or(0)
 }
@@ -382,7 +383,7 @@ impl Backend {
             };
             let volume = self
                 .obj(G, "VDI", b.str("VDI"))
-                .is_ok_and(|vdi| other(&vdi, "zvm_volume").is_some());
+                .is_ok_and(|vdi| vdi.other("zvm_volume").is_some());
             if volume {
                 self.destroy(G, "VBD", &vbd).await?;
             }
@@ -686,7 +687,7 @@ impl Backend {
                 .unwrap_or_default()
         });
         let distro = if distro.is_empty() {
-            other(&vm, "zvm_os_version").unwrap_or("").to_string()
+            vm.other("zvm_os_version").unwrap_or("").to_string()
         } else {
             distro
         };
@@ -770,7 +771,7 @@ impl Backend {
         )];
         lines.push(format!(
             "INCLUDE {}",
-            other(vm, "zvm_user_profile").unwrap_or("OSDFLT")
+            vm.other("zvm_user_profile").unwrap_or("OSDFLT")
         ));
         for cpu in 0..vm.int("VCPUs_at_startup") {
             lines.push(format!("COMMAND DEFINE CPU {cpu:02X} TYPE IFL"));

@@ -53,7 +53,7 @@ use serde_json::{json, Value as Json};
 use super::args::{opt, Param};
 use super::disk::{pool_name, Pool, CYLINDER};
 use super::guest::{is_on, is_vm, with};
-use super::{other, Backend, Call, Dispatched};
+use super::{Backend, Call, Dispatched};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 /// Cylinders of the 3390 models, smallest first; larger volumes are extended (`3390-A`).
@@ -217,7 +217,8 @@ impl Backend {
                     .unwrap_or_else(drover_core::now);
                 (cpus, used_cpus, used_memory, total, free, session_start)
             });
-        let boot = other(&host, "boot_time")
+        let boot = host
+            .other("boot_time")
             .and_then(|t| t.trim().parse::<f64>().ok())
             .map(|t| t as i64)
             .unwrap_or(session_start);
@@ -309,7 +310,7 @@ impl Backend {
     fn pool_srs(&self) -> Vec<Arc<Obj>> {
         let mut srs: Vec<Arc<Obj>> = self.engine.read(|db| {
             db.all("SR")
-                .filter(|s| s.str("content_type") != "iso" && other(s, "zvm_images").is_none())
+                .filter(|s| s.str("content_type") != "iso" && s.other("zvm_images").is_none())
                 .cloned()
                 .collect()
         });

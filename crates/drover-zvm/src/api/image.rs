@@ -17,7 +17,7 @@ use super::args::{opt, req, Param};
 use super::disk::cylinders;
 use super::disk::Minidisk;
 use super::guest::{is_on, with};
-use super::{other, Backend, Call, Dispatched, NewVbd};
+use super::{Backend, Call, Dispatched, NewVbd};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 const I: Module = Module::Image;
@@ -71,7 +71,7 @@ pub(super) async fn dispatch<'a>(b: &Backend, call: Call<'a>) -> Dispatched<'a> 
                 |a| async move {
                     let name = a.str("image_name")?;
                     let image = b.image(&name)?;
-                    Ok(json!(other(&image, "zvm_root_disk_units").unwrap_or("")))
+                    Ok(json!(image.other("zvm_root_disk_units").unwrap_or("")))
                 },
             )
             .await
@@ -158,11 +158,14 @@ impl Backend {
     fn image_vdis(&self, name: &str) -> Vec<std::sync::Arc<Obj>> {
         let mut all: Vec<_> = self.engine.read(|db| {
             db.all("VDI")
-                .filter(|v| other(v, "zvm_image").is_some_and(|n| n.eq_ignore_ascii_case(name)))
+                .filter(|v| {
+                    v.other("zvm_image")
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
                 .cloned()
                 .collect()
         });
-        all.sort_by_key(|v| other(v, "zvm_image_vdev").map(String::from));
+        all.sort_by_key(|v| v.other("zvm_image_vdev").map(String::from));
         all
     }
 
@@ -344,12 +347,12 @@ impl Backend {
                 let mut seen = std::collections::BTreeMap::new();
                 for v in self.engine.read(|db| {
                     db.all("VDI")
-                        .filter(|v| other(v, "zvm_image").is_some())
-                        .filter(|v| other(v, "zvm_image_vdev").is_none_or(|d| d == "0100"))
+                        .filter(|v| v.other("zvm_image").is_some())
+                        .filter(|v| v.other("zvm_image_vdev").is_none_or(|d| d == "0100"))
                         .cloned()
                         .collect::<Vec<_>>()
                 }) {
-                    seen.insert(other(&v, "zvm_image").unwrap_or("").to_lowercase(), v);
+                    seen.insert(v.other("zvm_image").unwrap_or("").to_lowercase(), v);
                 }
                 seen.into_values().collect()
             }
@@ -358,7 +361,7 @@ impl Backend {
             roots
                 .iter()
                 .map(|v| {
-                    let o = |k: &str| other(v, k).unwrap_or("").to_string();
+                    let o = |k: &str| v.other(k).unwrap_or("").to_string();
                     json!({
                         "imagename": o("zvm_image"),
                         "imageosdistro": o("zvm_os_version"),
@@ -407,10 +410,10 @@ impl Backend {
             .map_err(|e| fail(e.to_string()))?;
         out.sync_all().await.map_err(|e| fail(e.to_string()))?;
         Ok(json!({
-            "image_name": other(&image, "zvm_image").unwrap_or(name),
+            "image_name": image.other("zvm_image").unwrap_or(name),
             "image_path": dest_url,
-            "os_version": other(&image, "zvm_os_version").unwrap_or(""),
-            "md5sum": other(&image, "zvm_md5sum").unwrap_or(""),
+            "os_version": image.other("zvm_os_version").unwrap_or(""),
+            "md5sum": image.other("zvm_md5sum").unwrap_or(""),
         }))
     }
 
@@ -448,7 +451,7 @@ impl Backend {
             .unwrap_or(0x100);
         if !skip_copy {
             for image in &images {
-                let target = match other(image, "zvm_image_vdev") {
+                let target = match image.other("zvm_image_vdev") {
                     Some(v) if images.len() > 1 => super::disk::parse_vdev(v),
                     _ => Some(root_vdev),
                 };
@@ -470,9 +473,7 @@ impl Backend {
                 self.replace_disk(&vm, disk, image).await?;
             }
         }
-        let os = other(&images[0], "zvm_os_version")
-            .unwrap_or("")
-            .to_string();
+        let os = images[0].other("zvm_os_version").unwrap_or("").to_string();
         self.set_other(G, "VM", &vm.r, "zvm_image", Some(image_name))
             .await?;
         self.set_other(G, "VM", &vm.r, "zvm_os_version", Some(&os))
@@ -628,7 +629,7 @@ impl Backend {
         all: bool,
     ) -> ZvmResult {
         let repo = self.image_sr()?;
-        let os = other(vm, "zvm_os_version").unwrap_or("").to_string();
+        let os = vm.other("zvm_os_version").unwrap_or("").to_string();
         let mut made: Vec<String> = Vec::new();
         for d in disks {
             let copy = match self

@@ -296,13 +296,6 @@ impl Call<'_> {
     }
 }
 
-/// A value of an object's `other_config`.
-fn other<'a>(obj: &'a Obj, key: &str) -> Option<&'a str> {
-    obj.get("other_config")
-        .map_get(key)
-        .and_then(|v| v.as_str())
-}
-
 /// The core's errors as the connector's: missing objects are 404s of the module, refusals
 /// because of a state are conflicts, the rest are the module's failures.
 fn core_error(module: Module, e: CoreError) -> ZvmError {

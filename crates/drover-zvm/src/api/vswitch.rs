@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value as Json};
 use super::args::{req, Args, Param};
 use super::guest::with;
 use super::nic::NET_CHANGES;
-use super::{other, Backend, Call, Dispatched};
+use super::{Backend, Call, Dispatched};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 /// The module vswitch errors are raised by.
@@ -132,12 +132,12 @@ fn valid_name(name: &str) -> bool {
 /// The vswitch a network is (its upper-case name), if it is one.
 pub(super) fn vswitch_name_of(net: &Obj) -> Option<String> {
     let name = net.str("name_label");
-    (other(net, "zvm_internal") != Some("true") && valid_name(name)).then(|| name.to_uppercase())
+    (net.other("zvm_internal") != Some("true") && valid_name(name)).then(|| name.to_uppercase())
 }
 
 /// A comma-separated `other_config` list, without empty items.
 fn list(net: &Obj, key: &str) -> Vec<String> {
-    other(net, key)
+    net.other(key)
         .unwrap_or_default()
         .split(',')
         .map(|s| s.trim().to_string())
@@ -166,7 +166,7 @@ fn user_vlans(net: &Obj) -> Vec<(String, String)> {
 
 /// A setting of a vswitch, or the original's default.
 fn setting<'a>(net: &'a Obj, key: &str, default: &'a str) -> &'a str {
-    other(net, key).unwrap_or(default)
+    net.other(key).unwrap_or(default)
 }
 
 impl Backend {
@@ -178,7 +178,7 @@ impl Backend {
                 .collect()
         });
         // `false` (the connector's) sorts first.
-        let foreign = |n: &Obj| other(n, "zvm_vswitch") != Some("true");
+        let foreign = |n: &Obj| n.other("zvm_vswitch") != Some("true");
         all.sort_by(|a, b| (&a.0, foreign(&a.1), &a.1.r).cmp(&(&b.0, foreign(&b.1), &b.1.r)));
         all.dedup_by(|a, b| a.0 == b.0);
         all
@@ -410,8 +410,8 @@ impl Backend {
     fn vswitch_info(&self, net: &Obj) -> Json {
         let name = vswitch_name_of(net).unwrap_or_default();
         let aware = setting(net, "zvm_vlan_awareness", "UNAWARE") == "AWARE";
-        let vlan_id = other(net, "zvm_vlan_id");
-        let native = other(net, "zvm_native_vid");
+        let vlan_id = net.other("zvm_vlan_id");
+        let native = net.other("zvm_native_vid");
         let four = |v: Option<&str>| format!("{:0>4}", v.unwrap_or("0"));
         let gvrp = setting(net, "zvm_gvrp", "GVRP");
         let uplinked = !net.refs("PIFs").is_empty();
@@ -460,10 +460,7 @@ impl Backend {
         }
         let active = setting(net, "zvm_connection", "CONNECT").starts_with("CON");
         let mut devices = Map::new();
-        for rdev in other(net, "zvm_rdev")
-            .unwrap_or_default()
-            .split_whitespace()
-        {
+        for rdev in net.other("zvm_rdev").unwrap_or_default().split_whitespace() {
             if rdev.eq_ignore_ascii_case("NONE") {
                 continue;
             }

@@ -40,7 +40,7 @@ use super::args::{opt, req, Args, Param};
 use super::disk::parse_vdev;
 use super::guest::{is_on, with};
 use super::vswitch::{grants, vswitch_name_of};
-use super::{other, Backend, Call, Dispatched};
+use super::{Backend, Call, Dispatched};
 use crate::error::{Module, ZvmError, ZvmResult};
 pub(super) use interface::cidr_prefix;
 
@@ -295,7 +295,7 @@ impl Backend {
         let mut out = Vec::new();
         let mut unnumbered = Vec::new();
         for (vif, net) in vifs {
-            match other(&vif, "zvm_vdev").and_then(parse_vdev) {
+            match vif.other("zvm_vdev").and_then(parse_vdev) {
                 Some(n) => out.push(nic(n, &vif, net.as_deref())),
                 None => unnumbered.push((vif, net)),
             }
@@ -324,7 +324,7 @@ impl Backend {
         let found = self.engine.read(|db| {
             db.all("network")
                 .filter(|n| {
-                    n.str("name_label") == UNCOUPLED && other(n, "zvm_internal") == Some("true")
+                    n.str("name_label") == UNCOUPLED && n.other("zvm_internal") == Some("true")
                 })
                 .map(|n| n.r.to_string())
                 .min()
@@ -449,7 +449,7 @@ impl Backend {
         let Some(nic) = self.nic_list(&vm).into_iter().find(|n| n.number == number) else {
             return Ok(false);
         };
-        let configured = other(&*self.obj(N, "VIF", &nic.info.vif)?, "zvm_ip").is_some();
+        let configured = self.obj(N, "VIF", &nic.info.vif)?.other("zvm_ip").is_some();
         if nic.attached {
             self.op(
                 N,
@@ -552,7 +552,7 @@ impl Backend {
 /// The NIC of a VIF numbered `number`, on network `net`.
 fn nic(number: u32, vif: &Obj, net: Option<&Obj>) -> Nic {
     let vswitch = net.and_then(vswitch_name_of);
-    let ip = other(vif, "zvm_ip").map(String::from).or_else(|| {
+    let ip = vif.other("zvm_ip").map(String::from).or_else(|| {
         vif.get("ipv4_addresses")
             .as_set()
             .and_then(|s| s.first())
@@ -569,7 +569,7 @@ fn nic(number: u32, vif: &Obj, net: Option<&Obj>) -> Nic {
             vswitch,
             ip,
         },
-        nic_id: other(vif, "zvm_nic_id").map(String::from),
+        nic_id: vif.other("zvm_nic_id").map(String::from),
         network: vif.str("network").to_string(),
         attached: vif.bool("currently_attached"),
     }

@@ -5,13 +5,13 @@ use drover_core::Obj;
 use serde_json::{json, Map, Value as Json};
 
 use crate::api::args::Args;
-use crate::api::{other, Backend};
+use crate::api::Backend;
 use crate::error::ZvmResult;
 
 /// A cumulative counter the monitor keeps in `VIF_metrics.other_config`.
 fn counter(metrics: Option<&Obj>, key: &str) -> i64 {
     metrics
-        .and_then(|m| other(m, key))
+        .and_then(|m| m.other(key))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }

@@ -12,7 +12,7 @@ use super::fcp::{fcp_id, hex16, Device, Inventory, Usage};
 use super::{FCP_LOCK, V};
 use crate::api::args::{py_type, Args};
 use crate::api::guest::is_on;
-use crate::api::{other, Backend, NewVbd, VBD_POSITIONS};
+use crate::api::{Backend, NewVbd, VBD_POSITIONS};
 use crate::error::{Module, ZvmError, ZvmResult};
 
 /// VDI `other_config` key naming the volume's LUN.
@@ -154,14 +154,14 @@ impl Backend {
                 .all("VDI")
                 .filter(|v| {
                     !v.bool("is_a_snapshot")
-                        && other(v, LUN_KEY).and_then(hex16).as_deref() == Some(lun)
+                        && v.other(LUN_KEY).and_then(hex16).as_deref() == Some(lun)
                 })
                 .collect();
             vdis.sort_by(|a, b| a.uuid().cmp(b.uuid()));
             vdis.into_iter().find_map(|vdi| {
                 let ports = db
                     .get("SR", vdi.str("SR"))
-                    .and_then(|sr| other(sr, WWPN_KEY));
+                    .and_then(|sr| sr.other(WWPN_KEY));
                 let reach: Vec<String> = match ports {
                     Some(list) => {
                         let ports: Vec<String> =
@@ -185,7 +185,7 @@ impl Backend {
             vm.refs("VBDs")
                 .iter()
                 .filter_map(|r| db.get("VBD", r))
-                .find(|b| other(b, VOLUME_KEY).and_then(hex16).as_deref() == Some(lun))
+                .find(|b| b.other(VOLUME_KEY).and_then(hex16).as_deref() == Some(lun))
                 .cloned()
         })
     }
@@ -247,7 +247,7 @@ impl Backend {
         c: &Connection,
         reach: &[String],
     ) -> ZvmResult<()> {
-        if other(vdi, VOLUME_KEY).is_none() {
+        if vdi.other(VOLUME_KEY).is_none() {
             self.set_other(V, "VDI", &vdi.r, VOLUME_KEY, Some(&c.lun))
                 .await?;
         }
