@@ -23,18 +23,13 @@ import math
 import os
 import pathlib
 import re
-import secrets
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from xenapi_bench import Conn, RpcError, log, vm_record  # noqa: E402
+from xenapi_bench import Engine as XenapiEngine  # noqa: E402
 
 
 def _create_worker(job):
@@ -61,58 +56,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Engine:
-    """A release `drover serve` on the simulated host with the oVirt listener."""
+class Engine(XenapiEngine):
+    """A release `drover serve` on the simulated host with the oVirt listener (`ovirt_port`)."""
 
     def __init__(self, binary):
-        self.binary = binary
-        self.dir = tempfile.mkdtemp(prefix="drover-ovirt-bench-")
-        self.password = "bench-" + secrets.token_hex(6)
-        self.port, self.ovirt_port = free_port(), free_port()
-        self.log = os.path.join(self.dir, "drover.log")
-        self.proc = None
-
-    def start(self):
-        env = dict(os.environ, DROVER_ADMIN_PASSWORD=self.password)
-        cmd = [self.binary, "serve", "--data-dir", os.path.join(self.dir, "data"),
-               "--listen", f"127.0.0.1:{self.port}", "--host-driver", "sim",
-               "--ovirt-listen", f"127.0.0.1:{self.ovirt_port}"]
-        with open(self.log, "ab") as lf:
-            self.proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"drover exited ({self.proc.returncode}) during start-up; log: {self.log}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise SystemExit("drover did not become healthy within 60s")
-
-    def rss_mib(self):
-        try:
-            with open(f"/proc/{self.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(15)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        ovirt_port = free_port()
+        super().__init__(binary, extra_args=["--ovirt-listen", f"127.0.0.1:{ovirt_port}"])
+        self.ovirt_port = ovirt_port
 
 
 class Ovirt:

@@ -112,8 +112,9 @@ def vm_record(name, ints_as_numbers=False):
 
 
 class Engine:
-    def __init__(self, binary, keep=False):
+    def __init__(self, binary, keep=False, extra_args=()):
         self.binary = binary
+        self.extra_args = list(extra_args)
         self.dir = tempfile.mkdtemp(prefix="drover-bench-")
         self.keep = keep
         self.password = "bench-" + secrets.token_hex(6)
@@ -126,7 +127,7 @@ class Engine:
     def start(self):
         env = dict(os.environ, DROVER_ADMIN_PASSWORD=self.password)
         cmd = [self.binary, "serve", "--data-dir", os.path.join(self.dir, "data"),
-               "--listen", f"127.0.0.1:{self.port}", "--host-driver", "sim"]
+               "--listen", f"127.0.0.1:{self.port}", "--host-driver", "sim", *self.extra_args]
         with open(self.log, "ab") as lf:
             self.proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=env, start_new_session=True)
