@@ -158,16 +158,12 @@ pub fn href(path: &str) -> String {
     format!("{API_ROOT}/{path}")
 }
 
-/// An entity element with its `id` and `href` (`path` is the collection path, e.g. `vms`).
+/// An entity element with its `id` and `href` (`path` is the collection path, e.g. `vms`); alone,
+/// it is a reference to that entity.
 pub fn entity(elem: &'static str, path: &str, id: &str) -> Node {
     Node::new(elem)
         .attr("href", href(&format!("{path}/{id}")))
         .attr("id", id)
-}
-
-/// A reference to an entity: the element with `id` and `href` only.
-pub fn reference(elem: &'static str, path: &str, id: &str) -> Node {
-    entity(elem, path, id)
 }
 
 /// Adds `<actions>` and sub-collection `<link>`s to an entity whose href is `base`.
@@ -436,7 +432,7 @@ impl Api {
                 node: Node::new("action")
                     .text("async", "true")
                     .text("status", "in_progress")
-                    .child(reference("job", "jobs", &job)),
+                    .child(entity("job", "jobs", &job)),
             });
         }
         self.op(req, op).await?;

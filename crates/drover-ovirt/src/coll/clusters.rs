@@ -103,7 +103,7 @@ pub fn check_ref(db: &Db, node: &Node, entity: &str) -> ApiResult<()> {
 
 /// A reference to the cluster.
 pub fn cluster_ref(db: &Db) -> Node {
-    crate::api::reference("cluster", "clusters", &model::cluster_id(db))
+    crate::api::entity("cluster", "clusters", &model::cluster_id(db))
 }
 
 /// The cluster as oVirt shows it.
@@ -127,13 +127,13 @@ pub fn render(db: &Db) -> Node {
         .text("threads_as_cores", false)
         .child(datacenters::version_node(datacenters::VERSION))
         .child(datacenters::datacenter_ref(db))
-        .child(crate::api::reference(
+        .child(crate::api::entity(
             "scheduling_policy",
             "schedulingpolicies",
             &schedulingpolicies::default_policy().id,
         ));
     if let Some(net) = networks::management_network(db) {
-        node.push(crate::api::reference(
+        node.push(crate::api::entity(
             "management_network",
             "networks",
             net.uuid(),

@@ -6,7 +6,7 @@ use drover_core::db::Db;
 use drover_core::Obj;
 
 use crate::api::{
-    check_reference, collection, entity, no_such_resource, reference, with_links, Api, Req, Resp,
+    check_reference, collection, entity, no_such_resource, with_links, Api, Req, Resp,
 };
 use crate::coll::{clusters, networks, permissions, storagedomains};
 use crate::fault::{ApiError, ApiResult};
@@ -90,7 +90,7 @@ pub fn version_node((major, minor): (u32, u32)) -> Node {
 
 /// A reference to the data center.
 pub fn datacenter_ref(db: &Db) -> Node {
-    reference("data_center", "datacenters", &model::datacenter_id(db))
+    entity("data_center", "datacenters", &model::datacenter_id(db))
 }
 
 /// oVirt's status of the data center: `up` while a data domain is active, `maintenance` when

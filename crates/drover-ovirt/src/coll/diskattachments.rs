@@ -10,9 +10,7 @@ use drover_core::db::Db;
 use drover_core::{Obj, Op, VbdAction};
 use drover_model::Value;
 
-use crate::api::{
-    collection, entity, limit, no_such_resource, parse_bool, reference, Api, Req, Resp,
-};
+use crate::api::{collection, entity, limit, no_such_resource, parse_bool, Api, Req, Resp};
 use crate::coll::disks;
 use crate::fault::{ApiError, ApiResult};
 use crate::model;
@@ -67,7 +65,7 @@ pub fn owner_path(owner: &Obj) -> (&'static str, String) {
 pub fn owner_ref(owner: &Obj) -> Node {
     let (elem, path) = owner_path(owner);
     let collection = path.split('/').next().unwrap_or("vms").to_string();
-    reference(elem, &collection, owner.uuid())
+    entity(elem, &collection, owner.uuid())
 }
 
 /// The lowest VBD position from `from` that no drive of the VM takes.
@@ -152,7 +150,7 @@ pub fn render(db: &Db, owner: &Obj, vbd: &Obj, vdi: &Obj) -> Node {
     .text("pass_discard", false)
     .text("read_only", vbd.str("mode") == "RO")
     .text("uses_scsi_reservation", false)
-    .child(reference("disk", "disks", vdi.uuid()))
+    .child(entity("disk", "disks", vdi.uuid()))
     .child(owner_ref(owner))
 }
 

@@ -9,8 +9,7 @@ use drover_core::{Obj, Op, VdiAction};
 use drover_model::Value;
 
 use crate::api::{
-    collection, entity, no_such_resource, parse_bool, parse_int, reference, with_links, Api, Req,
-    Resp,
+    collection, entity, no_such_resource, parse_bool, parse_int, with_links, Api, Req, Resp,
 };
 use crate::coll::vms::NamedSubject;
 use crate::coll::{permissions, vmdevices};
@@ -61,7 +60,7 @@ pub async fn handle(api: &Api, req: &Req, rest: &[&str]) -> ApiResult<Resp> {
         ([id, "statistics", tail @ ..], &Method::GET) => {
             let vdi = disk(api, id)?;
             let stats = api.engine.read(|db| statistics(db, &vdi));
-            let owner = reference("disk", "disks", vdi.uuid());
+            let owner = entity("disk", "disks", vdi.uuid());
             vmdevices::statistics_resp(req, &format!("disks/{id}"), owner, stats, tail)
         }
         _ => Err(no_such_resource(req, "/disks", rest)),
@@ -164,7 +163,7 @@ pub fn render(db: &Db, vdi: &Obj) -> Node {
     node = with_links(node, &format!("disks/{id}"), &[], SUBS);
     let mut domains = Node::list("storage_domains");
     if let Some(sr) = db.get("SR", vdi.str("SR")) {
-        domains.push(reference("storage_domain", "storagedomains", sr.uuid()));
+        domains.push(entity("storage_domain", "storagedomains", sr.uuid()));
     }
     node.text("actual_size", used)
         .text("alias", vdi.str("name_label"))

@@ -7,9 +7,7 @@ use axum::http::Method;
 use drover_core::db::Db;
 use drover_core::{AuditEntry, Obj, Severity};
 
-use crate::api::{
-    collection, date_ms, entity, no_such_resource, parse_int, reference, Api, Req, Resp,
-};
+use crate::api::{collection, date_ms, entity, no_such_resource, parse_int, Api, Req, Resp};
 use crate::coll::users;
 use crate::coll::vms::NamedSubject;
 use crate::fault::{ApiError, ApiResult};
@@ -183,13 +181,9 @@ fn render(db: &Db, users: &HashMap<String, String>, entry: &AuditEntry) -> Node 
         .text("severity", severity_name(entry.severity))
         .text("time", date_ms(entry.time));
     for (elem, coll, oid) in refs(db, entry) {
-        node = node.child(reference(elem, coll, &oid));
+        node = node.child(entity(elem, coll, &oid));
     }
-    node.opt_child(
-        users
-            .get(&entry.user)
-            .map(|u| reference("user", "users", u)),
-    )
+    node.opt_child(users.get(&entry.user).map(|u| entity("user", "users", u)))
 }
 
 /// `POST /events`: an external event.

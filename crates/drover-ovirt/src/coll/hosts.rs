@@ -12,9 +12,7 @@ use drover_core::db::Db;
 use drover_core::{HostAction, NetOp, Obj, Op};
 use drover_model::{Value, NULL_REF};
 
-use crate::api::{
-    collection, entity, limit, no_such_resource, reference, with_links, Api, Req, Resp,
-};
+use crate::api::{collection, entity, limit, no_such_resource, with_links, Api, Req, Resp};
 use crate::coll::vmdevices::{self, Stat};
 use crate::coll::vms::VmSubject;
 use crate::coll::{clusters, permissions, storagedomains, tags};
@@ -86,7 +84,7 @@ pub fn host(api: &Api, id: &str) -> ApiResult<Arc<Obj>> {
 
 /// A reference to a host.
 pub fn host_ref(host: &Obj) -> Node {
-    reference("host", "hosts", host.uuid())
+    entity("host", "hosts", host.uuid())
 }
 
 /// The host a `<host>` child of a document names by id or name; `entity` names the document
@@ -398,7 +396,7 @@ pub fn render_nic(db: &Db, host: &Obj, pif: &Obj) -> Node {
     node = node.child(host_ref(host));
     match db.get("network", pif.str("network")) {
         Some(net) if pif.str("network") != NULL_REF => {
-            node.child(reference("network", "networks", net.uuid()))
+            node.child(entity("network", "networks", net.uuid()))
         }
         _ => node,
     }
@@ -461,7 +459,7 @@ fn nics(api: &Api, req: &Req, host: &Obj, rest: &[&str]) -> ApiResult<Resp> {
         ["statistics", rest @ ..] => {
             let stats = api.engine.read(|db| nic_statistics(db, &pif));
             let base = format!("hosts/{}/nics/{nic}", host.uuid());
-            let owner = reference("host_nic", &format!("hosts/{}/nics", host.uuid()), nic);
+            let owner = entity("host_nic", &format!("hosts/{}/nics", host.uuid()), nic);
             vmdevices::statistics_resp(req, &base, owner, stats, rest)
         }
         _ => Err(no_such_resource(

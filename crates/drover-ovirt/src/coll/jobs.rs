@@ -15,7 +15,7 @@ use drover_core::{Obj, Op};
 use drover_model::Value;
 
 use crate::api::{
-    collection, date, entity, no_such_resource, parse_bool, reference, with_links, Api, Req, Resp,
+    collection, date, entity, no_such_resource, parse_bool, with_links, Api, Req, Resp,
 };
 use crate::coll::users;
 use crate::fault::{ApiError, ApiResult};
@@ -141,7 +141,7 @@ fn render(task: &Obj, owners: &HashMap<String, String>) -> Node {
         .text("last_updated", date(end.unwrap_or(start)))
         .text("start_time", date(start))
         .text("status", status(task))
-        .opt_child(owner.map(|o| reference("owner", "users", o)))
+        .opt_child(owner.map(|o| entity("owner", "users", o)))
 }
 
 /// The one step of a job.
@@ -160,7 +160,7 @@ fn step(task: &Obj) -> Node {
         .text("start_time", date(time_of(task, "created")))
         .text("status", status(task))
         .text("type", "executing")
-        .child(reference("job", "jobs", job))
+        .child(entity("job", "jobs", job))
 }
 
 /// The id of a job's step.

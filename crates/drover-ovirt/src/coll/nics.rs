@@ -10,7 +10,7 @@ use drover_core::{NetOp, Obj, Op};
 use drover_model::Value;
 
 use crate::api::{
-    collection, entity, limit, no_such_resource, parse_bool, reference, with_links, Api, Req, Resp,
+    collection, entity, limit, no_such_resource, parse_bool, with_links, Api, Req, Resp,
 };
 use crate::coll::diskattachments::{owner_path, owner_ref};
 use crate::coll::vmdevices::{self, Stat};
@@ -56,7 +56,7 @@ pub async fn handle(api: &Api, req: &Req, owner: &Obj, rest: &[&str]) -> ApiResu
             let vif = nic(api, owner, id)?;
             let stats = api.engine.read(|db| statistics(db, &vif));
             let base = format!("{}/nics/{id}", owner_path(owner).1);
-            let nic_ref = reference("nic", &format!("{}/nics", owner_path(owner).1), id);
+            let nic_ref = entity("nic", &format!("{}/nics", owner_path(owner).1), id);
             vmdevices::statistics_resp(req, &base, nic_ref, stats, tail)
         }
         ([id, "reporteddevices", tail @ ..], &Method::GET) if is_vm => {
@@ -125,7 +125,7 @@ pub fn render(db: &Db, owner: &Obj, vif: &Obj) -> Node {
         node = with_links(node, &format!("{path}/nics/{id}"), &[], SUBS);
     }
     let profile = db.get("network", vif.str("network")).map(|n| {
-        reference(
+        entity(
             "vnic_profile",
             "vnicprofiles",
             &model::vnic_profile_id(n.uuid()),

@@ -14,9 +14,7 @@ use axum::http::Method;
 use drover_core::db::Db;
 use drover_core::{AccountInfo, Obj};
 
-use crate::api::{
-    collection, entity, limit, no_such_resource, others_under, reference, Api, Req, Resp,
-};
+use crate::api::{collection, entity, limit, no_such_resource, others_under, Api, Req, Resp};
 use crate::coll::roles::{self, Role};
 use crate::coll::{users, vmpools};
 use crate::fault::{ApiError, ApiResult};
@@ -513,8 +511,8 @@ fn render_list(list: &[Perm], path: &str, max: Option<usize>) -> Node {
 fn render(p: &Perm, path: &str) -> Node {
     entity("permission", path, &p.id)
         .child(roles::reference_to(p.role))
-        .child(reference("user", "users", &p.user))
-        .opt_child(p.object.as_ref().map(|o| reference(o.elem, o.coll, &o.id)))
+        .child(entity("user", "users", &p.user))
+        .opt_child(p.object.as_ref().map(|o| entity(o.elem, o.coll, &o.id)))
 }
 
 #[cfg(test)]

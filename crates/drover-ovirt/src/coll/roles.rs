@@ -18,9 +18,7 @@
 
 use axum::http::Method;
 
-use crate::api::{
-    collection, entity, limit, no_such_resource, reference, with_links, Api, Req, Resp,
-};
+use crate::api::{collection, entity, limit, no_such_resource, with_links, Api, Req, Resp};
 use crate::fault::{ApiError, ApiResult};
 use crate::node::Node;
 
@@ -251,7 +249,7 @@ pub fn named_in(node: &Node) -> ApiResult<&'static Role> {
 
 /// A reference to a role.
 pub fn reference_to(role: &Role) -> Node {
-    reference("role", "roles", role.id)
+    entity("role", "roles", role.id)
 }
 
 /// The action groups a role allows.

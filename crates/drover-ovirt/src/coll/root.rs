@@ -2,7 +2,7 @@
 
 use axum::http::Method;
 
-use crate::api::{date, href, reference, Api, Req, Resp, ZERO_ID};
+use crate::api::{date, entity, href, Api, Req, Resp, ZERO_ID};
 use crate::fault::{ApiError, ApiResult};
 use crate::model;
 use crate::node::Node;
@@ -121,13 +121,13 @@ pub fn handle(api: &Api, req: &Req) -> ApiResult<Resp> {
         )
         .child(
             Node::new("special_objects")
-                .child(reference("blank_template", "templates", ZERO_ID))
-                .child(reference("root_tag", "tags", ZERO_ID)),
+                .child(entity("blank_template", "templates", ZERO_ID))
+                .child(entity("root_tag", "tags", ZERO_ID)),
         )
         .child(summary)
         .text("time", date(drover_core::now()))
-        .child(reference("authenticated_user", "users", &user))
-        .child(reference("effective_user", "users", &user));
+        .child(entity("authenticated_user", "users", &user))
+        .child(entity("effective_user", "users", &user));
     Resp::ok(root)
 }
 

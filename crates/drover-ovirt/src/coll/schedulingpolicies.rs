@@ -6,9 +6,7 @@
 use axum::http::Method;
 use drover_sched::{all_units, Policy, UnitInfo};
 
-use crate::api::{
-    collection, entity, limit, no_such_resource, reference, with_links, Api, Req, Resp,
-};
+use crate::api::{collection, entity, limit, no_such_resource, with_links, Api, Req, Resp};
 use crate::fault::{ApiError, ApiResult};
 use crate::node::Node;
 
@@ -114,8 +112,8 @@ fn members(p: &Policy, sub: &str) -> Vec<Node> {
     let member = |elem: &'static str, unit: &UnitInfo| {
         entity(elem, &base, unit.id)
             .text("name", unit.name)
-            .child(reference("scheduling_policy", "schedulingpolicies", &p.id))
-            .child(reference(
+            .child(entity("scheduling_policy", "schedulingpolicies", &p.id))
+            .child(entity(
                 "scheduling_policy_unit",
                 "schedulingpolicyunits",
                 unit.id,

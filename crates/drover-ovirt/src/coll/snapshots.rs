@@ -14,8 +14,8 @@ use drover_core::db::Db;
 use drover_core::{Obj, Op, VmAction};
 
 use crate::api::{
-    collection, date_ms, entity, limit, members_or_one, no_such_resource, parse_bool, reference,
-    with_links, Api, Req, Resp,
+    collection, date_ms, entity, limit, members_or_one, no_such_resource, parse_bool, with_links,
+    Api, Req, Resp,
 };
 use crate::coll::disks;
 use crate::coll::vmdevices::secs;
@@ -121,7 +121,7 @@ fn render_active(vm: &Obj, snaps: &[Arc<Obj>]) -> Node {
         .text("persist_memorystate", false)
         .text("snapshot_status", "ok")
         .text("snapshot_type", "active")
-        .child(reference("vm", "vms", vm.uuid()))
+        .child(entity("vm", "vms", vm.uuid()))
 }
 
 /// A snapshot as oVirt shows it.
@@ -146,7 +146,7 @@ fn render(vm: &Obj, s: &Obj) -> Node {
         .text("persist_memorystate", false)
         .text("snapshot_status", status)
         .text("snapshot_type", "regular")
-        .child(reference("vm", "vms", vm.uuid()))
+        .child(entity("vm", "vms", vm.uuid()))
 }
 
 /// `/vms/{id}/snapshots/{sid}/disks`: the disks of a snapshot (their images as they were).

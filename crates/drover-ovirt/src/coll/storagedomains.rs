@@ -15,9 +15,7 @@ use drover_core::db::Db;
 use drover_core::{Obj, Op, PbdAction, SrAction, SrSpec};
 use drover_model::Value;
 
-use crate::api::{
-    collection, entity, limit, no_such_resource, reference, with_links, Api, Req, Resp,
-};
+use crate::api::{collection, entity, limit, no_such_resource, with_links, Api, Req, Resp};
 use crate::coll::{datacenters, disks, hosts, permissions};
 use crate::fault::{ApiError, ApiResult};
 use crate::listing;
@@ -422,7 +420,7 @@ async fn domain_disks(api: &Api, req: &Req, sr: &Obj, rest: &[&str]) -> ApiResul
         ([], &Method::POST) => {
             let mut body = req.body("disk")?;
             body.children.retain(|c| c.name != "storage_domains");
-            body.push(Node::list("storage_domains").child(reference(
+            body.push(Node::list("storage_domains").child(entity(
                 "storage_domain",
                 "storagedomains",
                 sr.uuid(),

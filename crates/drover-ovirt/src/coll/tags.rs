@@ -13,7 +13,7 @@ use drover_model::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
-    collection, entity, limit, no_such_resource, pool_records, reference, Api, Req, Resp, ZERO_ID,
+    collection, entity, limit, no_such_resource, pool_records, Api, Req, Resp, ZERO_ID,
 };
 use crate::fault::{ApiError, ApiResult};
 use crate::model;
@@ -76,7 +76,7 @@ pub async fn for_object(
     let (elem, coll) = shown_as(class, obj);
     let base = format!("{coll}/{}/tags", obj.uuid());
     let assigned =
-        |t: &Tag| tag_node(entity("tag", &base, &t.id), t).child(reference(elem, coll, obj.uuid()));
+        |t: &Tag| tag_node(entity("tag", &base, &t.id), t).child(entity(elem, coll, obj.uuid()));
     match (rest, &req.method) {
         ([], &Method::GET) => {
             let list = api.engine.read(|db| {
@@ -418,12 +418,7 @@ fn render(t: &Tag) -> Node {
 fn tag_node(node: Node, t: &Tag) -> Node {
     node.text("name", &t.def.name)
         .text("description", &t.def.description)
-        .opt_child(
-            t.def
-                .parent
-                .as_deref()
-                .map(|p| reference("parent", "tags", p)),
-        )
+        .opt_child(t.def.parent.as_deref().map(|p| entity("parent", "tags", p)))
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ use drover_core::db::Db;
 use drover_core::{Obj, Op, VmAction};
 use drover_model::{Value, NULL_REF};
 
-use crate::api::{
-    collection, date, entity, no_such_resource, reference, with_links, Api, Req, Resp, ZERO_ID,
-};
+use crate::api::{collection, date, entity, no_such_resource, with_links, Api, Req, Resp, ZERO_ID};
 use crate::coll::vmdevices::secs;
 use crate::coll::vms::{self, NamedSubject, OS_KEY, STOP_REASON_KEY, TEMPLATE_KEY, TYPE_KEY};
 use crate::coll::{diskattachments, nics, permissions, snapshots, tags, vmdevices};
@@ -138,9 +136,9 @@ fn shell(db: &Db, s: &Shape<'_>) -> Node {
             Node::new("version")
                 .text("version_name", "base version")
                 .text("version_number", 1)
-                .child(reference("base_template", "templates", s.id)),
+                .child(entity("base_template", "templates", s.id)),
         )
-        .child(reference("cluster", "clusters", &model::cluster_id(db)))
+        .child(entity("cluster", "clusters", &model::cluster_id(db)))
 }
 
 /// When a template was made.

@@ -15,8 +15,7 @@ use drover_model::Value;
 use serde_json::{json, Map, Value as Json};
 
 use crate::api::{
-    collection, entity, members_or_one, no_such_resource, reference, with_links, Api, Req, Resp,
-    ZERO_ID,
+    collection, entity, members_or_one, no_such_resource, with_links, Api, Req, Resp, ZERO_ID,
 };
 use crate::auth::TOKEN_LIFETIME_SECS;
 use crate::coll::diskattachments::free_position;
@@ -89,7 +88,7 @@ fn render_cdrom(db: &Db, vm: &Obj) -> Node {
         .and_then(|d| db.get("VDI", d.str("VDI")).cloned());
     entity("cdrom", &format!("vms/{}/cdroms", vm.uuid()), ZERO_ID)
         .opt_child(medium.map(|m| Node::new("file").attr("id", m.str("name_label"))))
-        .child(reference("vm", "vms", vm.uuid()))
+        .child(entity("vm", "vms", vm.uuid()))
 }
 
 /// The ISO image a `<file id>` names: a VDI of an ISO library, by name or uuid.
@@ -203,7 +202,7 @@ fn render_console(vm: &Obj) -> Node {
     );
     with_links(node, &base, &["ticket"], &[])
         .text("protocol", "vnc")
-        .child(reference("vm", "vms", vm.uuid()))
+        .child(entity("vm", "vms", vm.uuid()))
 }
 
 /// Handles `/vms/{id}/graphicsconsoles/...`: the VNC console of a running VM, and its
@@ -310,7 +309,7 @@ pub fn reported_devices(db: &Db, vm: &Obj) -> Vec<(String, Node)> {
             .child(list)
             .opt_child(vif.map(|v| Node::new("mac").text("address", v.str("MAC"))))
             .text("type", "network")
-            .child(reference("vm", "vms", vm.uuid()));
+            .child(entity("vm", "vms", vm.uuid()));
             (device, node)
         })
         .collect()
@@ -569,7 +568,7 @@ pub async fn statistics(api: &Api, req: &Req, vm: &Obj, rest: &[&str]) -> ApiRes
     statistics_resp(
         req,
         &format!("vms/{}", vm.uuid()),
-        reference("vm", "vms", vm.uuid()),
+        entity("vm", "vms", vm.uuid()),
         stats,
         rest,
     )

@@ -14,8 +14,8 @@ use drover_core::{Obj, VmAction};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
-    collection, entity, no_such_resource, parse_bool, parse_int, pool_records, reference,
-    with_links, Api, Req, Resp, ZERO_ID,
+    collection, entity, no_such_resource, parse_bool, parse_int, pool_records, with_links, Api,
+    Req, Resp, ZERO_ID,
 };
 use crate::coll::{clusters, vms};
 use crate::coll::{permissions, users};
@@ -153,8 +153,8 @@ fn render(db: &Db, p: &VmPool) -> Node {
         .text("stateful", p.def.stateful)
         .text("type", &p.def.kind)
         .text("use_latest_template_version", false)
-        .child(reference("cluster", "clusters", &model::cluster_id(db)))
-        .child(reference("template", "templates", &p.def.template))
+        .child(entity("cluster", "clusters", &model::cluster_id(db)))
+        .child(entity("template", "templates", &p.def.template))
 }
 
 fn check_name(api: &Api, name: &str, except: Option<&str>) -> ApiResult<()> {
@@ -532,7 +532,7 @@ async fn allocate(api: &Api, req: &Req, id: &str) -> ApiResult<Resp> {
     Resp::ok(
         Node::new("action")
             .text("status", "complete")
-            .child(reference("vm", "vms", &vm_id)),
+            .child(entity("vm", "vms", &vm_id)),
     )
 }
 

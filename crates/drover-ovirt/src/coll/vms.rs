@@ -7,8 +7,8 @@ use drover_core::{Obj, Op, VmAction};
 use drover_model::{Value, NULL_REF};
 
 use crate::api::{
-    collection, date, entity, no_such_resource, parse_bool, parse_int, reference, with_links, Api,
-    Req, Resp, ZERO_ID,
+    collection, date, entity, no_such_resource, parse_bool, parse_int, with_links, Api, Req, Resp,
+    ZERO_ID,
 };
 use crate::coll::templates::TemplateSubject;
 use crate::coll::{clusters, diskattachments, nics, permissions, snapshots, tags, vmdevices};
@@ -162,17 +162,17 @@ pub fn render(db: &Db, vm: &Obj) -> ApiResult<Node> {
         .text("status", status)
         .text("stop_reason", vm.other(STOP_REASON_KEY).unwrap_or(""))
         .text("type", vm.other(TYPE_KEY).unwrap_or("server"))
-        .child(reference("cluster", "clusters", &model::cluster_id(db)));
+        .child(entity("cluster", "clusters", &model::cluster_id(db)));
     let host = vm.str("resident_on");
     if status != "down" && host != NULL_REF {
         if let Some(h) = db.get("host", host) {
-            node = node.child(reference("host", "hosts", h.uuid()));
+            node = node.child(entity("host", "hosts", h.uuid()));
         }
     }
     let template = vm.other(TEMPLATE_KEY).unwrap_or(ZERO_ID);
     Ok(node
-        .child(reference("original_template", "templates", template))
-        .child(reference("template", "templates", template)))
+        .child(entity("original_template", "templates", template))
+        .child(entity("template", "templates", template)))
 }
 
 /// A VM's CPU: its topology from `VCPUs_max` and `platform:cores-per-socket`.

@@ -8,7 +8,7 @@ use axum::http::Method;
 use drover_core::db::Db;
 use drover_core::Obj;
 
-use crate::api::{collection, entity, no_such_resource, reference, with_links, Api, Req, Resp};
+use crate::api::{collection, entity, no_such_resource, with_links, Api, Req, Resp};
 use crate::coll::{networks, permissions};
 use crate::fault::{ApiError, ApiResult};
 use crate::listing;
@@ -109,7 +109,7 @@ pub fn render(db: &Db, net: &Obj) -> Node {
     with_links(node, &format!("vnicprofiles/{id}"), &[], SUBS)
         .child(Node::new("pass_through").text("mode", "disabled"))
         .text("port_mirroring", false)
-        .child(reference("network", "networks", net.uuid()))
+        .child(entity("network", "networks", net.uuid()))
 }
 
 fn add(api: &Api, req: &Req, under: Option<&Obj>) -> ApiResult<Resp> {
