@@ -38,6 +38,10 @@ impl Paths {
     pub fn disks(&self) -> PathBuf {
         self.dir.join("disks.json")
     }
+    /// Where the guest stands in a live migration, while it is in one (see `migrate`).
+    pub fn migration(&self) -> PathBuf {
+        self.dir.join("migration")
+    }
     pub fn pidfile(&self) -> PathBuf {
         self.dir.join("qemu.pid")
     }
@@ -234,7 +238,8 @@ fn cd_slot(k: usize) -> Result<(&'static str, u32), HostError> {
         .ok_or_else(|| HostError::Failed("at most three CD drives".into()))
 }
 
-/// The full argument list (without the program) of a guest.
+/// The full argument list (without the program) of a guest: waiting for its state
+/// (`-incoming defer`) when `incoming`, with its CPUs stopped (`-S`) when `paused`.
 pub(crate) fn build(
     spec: &GuestSpec,
     disks: &[Disk],
@@ -390,7 +395,7 @@ pub(crate) fn build(
     if incoming {
         a.extend(["-incoming".into(), "defer".into()]);
     }
-    if paused || incoming {
+    if paused {
         a.push("-S".into());
     }
     Ok(a)
@@ -494,7 +499,7 @@ mod tests {
                 file: Some(("/iso/x.iso".into(), "raw")),
             },
         ];
-        let s = build(&spec, &disks, &paths(), Accel::Tcg, true, false)
+        let s = build(&spec, &disks, &paths(), Accel::Tcg, true, true)
             .unwrap()
             .join(" ");
         assert!(s.contains("addr=0x10,bootindex=2"), "{s}");
@@ -502,7 +507,12 @@ mod tests {
             s.contains("ide-cd,id=cd3,drive=cd3,bus=ide.1,unit=0,bootindex=1"),
             "{s}"
         );
-        assert!(s.contains("-incoming defer -S"), "{s}");
+        assert!(s.ends_with("-incoming defer -S"), "{s}");
+        // A live migration's destination: QEMU starts the guest itself once its state is in.
+        let s = build(&spec, &disks, &paths(), Accel::Tcg, true, false)
+            .unwrap()
+            .join(" ");
+        assert!(s.ends_with("-incoming defer"), "{s}");
     }
 
     fn nic(device: &str, mac: &str, mtu: u32) -> NicSpec {

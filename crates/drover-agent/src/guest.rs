@@ -16,6 +16,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::{broadcast, watch};
 
 use crate::cmdline::{self, Disk, Paths};
+use crate::migrate::{Outgoing, Stage};
 use crate::net::Net;
 use crate::Accel;
 
@@ -68,6 +69,10 @@ pub(crate) struct Guest {
     net: Arc<Net>,
     /// Set while the agent itself stops the guest, so its exit is not reported as an event.
     stopping: AtomicBool,
+    /// Where the guest stands in a live migration; kept in the guest's `migration` file.
+    stage: Mutex<Stage>,
+    /// How far a send of the guest to another host has come.
+    pub outgoing: tokio::sync::Mutex<Outgoing>,
     gone: watch::Receiver<bool>,
     agent: Mutex<Option<AgentReport>>,
     sample: Mutex<Option<Sample>>,
@@ -89,6 +94,14 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// Where a launched guest's state comes from, when it does not boot afresh.
+pub(crate) enum Incoming {
+    /// The state a suspend saved to this file.
+    File(PathBuf),
+    /// A live migration from another host, which `Guest::listen` waits for.
+    Live,
+}
+
 /// How a guest is to be started.
 pub(crate) struct Launch<'a> {
     pub qemu: &'a Path,
@@ -97,28 +110,31 @@ pub(crate) struct Launch<'a> {
     pub disks: Vec<Disk>,
     pub paths: Paths,
     pub paused: bool,
-    /// A saved state to restore.
-    pub incoming: Option<PathBuf>,
+    pub incoming: Option<Incoming>,
     /// The host's networking: QEMU runs in its namespace and the NICs' taps join its bridges.
     pub net: Arc<Net>,
 }
 
 impl Guest {
     /// Starts QEMU and connects to it; on failure nothing is left running. A guest with NICs
-    /// starts with its CPUs stopped until their taps are ports of their bridges.
+    /// starts with its CPUs stopped until their taps are ports of their bridges. A guest
+    /// waiting for a live migration is this host's only once it is committed (see `migrate`).
     pub async fn launch(
         l: Launch<'_>,
         registry: &Registry,
         events: &broadcast::Sender<GuestEvent>,
     ) -> Result<Arc<Guest>, HostError> {
         let has_nics = !l.spec.nics.is_empty();
+        // Its taps join their bridges before QEMU connects, so a live migration's destination
+        // needs no `-S`: QEMU starts the guest itself once the whole state is in.
+        let live = matches!(l.incoming, Some(Incoming::Live));
         let args = cmdline::build(
             l.spec,
             &l.disks,
             &l.paths,
             l.accel,
             l.incoming.is_some(),
-            l.paused || has_nics,
+            !live && (l.paused || has_nics || l.incoming.is_some()),
         )?;
         let io = |what: &Path| {
             let what = what.display().to_string();
@@ -190,9 +206,15 @@ impl Guest {
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         let (gone_tx, gone) = watch::channel(false);
+        let stage = if live {
+            Stage::Incoming
+        } else {
+            Stage::Settled
+        };
         let guest = Arc::new(Guest::new(
             l.spec, &l.paths, pid, qmp, &l.disks, l.net, gone,
         ));
+        *guest.stage.lock().expect("stage lock") = stage;
         guest.save_spec();
         guest.follow(registry, events, gone_tx, async move {
             match child.wait().await {
@@ -204,7 +226,8 @@ impl Guest {
         let ready = async {
             guest.attach_taps().await?;
             match &l.incoming {
-                Some(state) => guest.restore(state, l.paused).await,
+                Some(Incoming::File(state)) => guest.restore(state, l.paused).await,
+                Some(Incoming::Live) => Ok(()),
                 None if has_nics && !l.paused => guest.set_running(true).await,
                 None => Ok(()),
             }
@@ -260,9 +283,11 @@ impl Guest {
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or_default();
+        let stage = Stage::load(&paths);
         let (gone_tx, gone) = watch::channel(false);
         let guest = Arc::new(Guest::new(&spec, &paths, pid, qmp, &[], net, gone));
         *guest.disks.lock().expect("disks lock") = disks;
+        *guest.stage.lock().expect("stage lock") = stage;
         let watched = guest.clone();
         guest.follow(registry, events, gone_tx, async move {
             // Not our child any more: its control socket closing is its exit.
@@ -316,6 +341,8 @@ impl Guest {
             nic_ops: tokio::sync::Mutex::new(()),
             net,
             stopping: AtomicBool::new(false),
+            stage: Mutex::new(Stage::Settled),
+            outgoing: tokio::sync::Mutex::new(Outgoing::Idle),
             gone,
             agent: Mutex::new(None),
             sample: Mutex::new(None),
@@ -359,7 +386,8 @@ impl Guest {
         }
         cleanup(&self.paths);
         let _ = gone.send(true);
-        if !self.stopping.load(Ordering::SeqCst) {
+        // A guest in a migration is not, or no longer, this host's to report.
+        if !self.stopping.load(Ordering::SeqCst) && self.stage() == Stage::Settled {
             tracing::info!(uuid = self.uuid, reason, "guest stopped");
             let _ = events.send(GuestEvent::Exited {
                 uuid: self.uuid.clone(),
@@ -421,7 +449,7 @@ impl Guest {
             .is_ok_and(|r| r.is_ok())
     }
 
-    async fn cmd(&self, command: &str, args: Option<Value>) -> Result<Value, HostError> {
+    pub async fn cmd(&self, command: &str, args: Option<Value>) -> Result<Value, HostError> {
         self.qmp
             .execute(command, args, QMP_TIMEOUT)
             .await
@@ -493,6 +521,8 @@ impl Guest {
     /// Saves the guest's memory and device state to `file`, then stops it.
     pub async fn save(&self, file: &Path) -> Result<(), HostError> {
         let uri = exec_uri("cat > ", file)?;
+        // A live migration may have left QEMU set to wait before its switch-over.
+        self.set_pause_before_switchover(false).await?;
         self.cmd("migrate", Some(json!({ "uri": uri }))).await?;
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
@@ -632,11 +662,24 @@ impl Guest {
         self.nics.lock().expect("nics lock").clone()
     }
 
-    /// Records the spec and the disks as plugged now, for an agent that re-attaches later.
+    /// Where the guest stands in a live migration.
+    pub fn stage(&self) -> Stage {
+        *self.stage.lock().expect("stage lock")
+    }
+
+    /// Moves the guest to another stage of a live migration, recorded for a re-attach.
+    pub fn set_stage(&self, stage: Stage) {
+        *self.stage.lock().expect("stage lock") = stage;
+        self.save_spec();
+    }
+
+    /// Records the spec, the disks as plugged now and the migration stage, for an agent that
+    /// re-attaches later.
     fn save_spec(&self) {
         if let Ok(json) = serde_json::to_vec_pretty(&self.spec()) {
             let _ = std::fs::write(self.paths.spec(), json);
         }
+        self.stage().save(&self.paths);
         let disks = self.disks.lock().expect("disks lock").clone();
         if let Ok(json) = serde_json::to_vec_pretty(&disks) {
             let _ = std::fs::write(self.paths.disks(), json);
@@ -1188,6 +1231,7 @@ fn cleanup(paths: &Paths) {
     let _ = std::fs::remove_file(paths.pidfile());
     let _ = std::fs::remove_file(paths.spec());
     let _ = std::fs::remove_file(paths.disks());
+    let _ = std::fs::remove_file(paths.migration());
 }
 
 /// Cuts the console log back to its last `CONSOLE_KEEP` bytes once it passes `CONSOLE_MAX`.

@@ -4,13 +4,15 @@
 //! console (socket, plus a bounded log on disk), a VNC socket and a virtio-serial channel to the
 //! guest's agent. QEMU processes outlive the agent: a new agent re-attaches to them through their
 //! pidfiles and sockets. Disks are image files in storage-repository directories (see
-//! [`storage`](crate::storage)).
+//! [`storage`](crate::storage)). Guests move live between hosts over QEMU's migration stream
+//! (see [`migrate`](crate::migrate)).
 
 mod accel;
 mod cmdline;
 mod guest;
 mod hostinfo;
 mod image;
+mod migrate;
 mod net;
 mod storage;
 
@@ -23,14 +25,16 @@ use async_trait::async_trait;
 use drover_host::{
     BondSpec, ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState,
     HostDriver, HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, Ip6Config, IpConfig,
-    NetCapabilities, NetworkSpec, NicSpec, PifCounters, PifInfo, StorageInfo, Stream,
+    MigrationStats, NetCapabilities, NetworkSpec, NicSpec, PifCounters, PifInfo, StorageInfo,
+    Stream,
 };
 use tokio::sync::broadcast;
 
 pub use accel::Accel;
 pub use cmdline::AGENT_PORT;
 use cmdline::{Disk, Paths};
-use guest::{Guest, Launch, Registry};
+use guest::{Guest, Incoming, Launch, Registry};
+use migrate::Stage;
 
 /// Which accelerator to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,8 @@ pub struct AgentConfig {
     /// The network namespace (a name under `/run/netns`) the host's networks, DHCP services
     /// and guests live in; `None` for the agent's own.
     pub netns: Option<String>,
+    /// Bytes per second a live migration may send; `None` for as fast as the network goes.
+    pub migration_bandwidth: Option<u64>,
 }
 
 impl AgentConfig {
@@ -72,6 +78,7 @@ impl AgentConfig {
             shutdown_timeout: Duration::from_secs(60),
             guest_overhead: 64 << 20,
             netns: None,
+            migration_bandwidth: None,
         }
     }
 }
@@ -184,13 +191,27 @@ impl QemuHost {
         }
     }
 
-    fn guest(&self, uuid: &str) -> Result<Arc<Guest>, HostError> {
+    /// The guest `uuid` in whatever stage of a migration.
+    fn any_guest(&self, uuid: &str) -> Result<Arc<Guest>, HostError> {
         self.guests
             .lock()
             .expect("registry lock")
             .get(uuid)
             .cloned()
             .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))
+    }
+
+    /// The guest `uuid`, refused while it is not (or no longer) this host's.
+    fn guest(&self, uuid: &str) -> Result<Arc<Guest>, HostError> {
+        let g = self.any_guest(uuid)?;
+        if let Some(actual) = g.stage().name() {
+            return Err(HostError::BadState {
+                uuid: uuid.into(),
+                expected: "running",
+                actual,
+            });
+        }
+        Ok(g)
     }
 
     /// The running guest that writes the image file `path`, if any.
@@ -249,9 +270,9 @@ impl QemuHost {
         &self,
         spec: &GuestSpec,
         paused: bool,
-        incoming: Option<PathBuf>,
+        incoming: Option<Incoming>,
     ) -> Result<Arc<Guest>, HostError> {
-        if self.guest(&spec.uuid).is_ok() {
+        if self.any_guest(&spec.uuid).is_ok() {
             return Err(HostError::GuestExists(spec.uuid.clone()));
         }
         Self::check_boot_files(spec)?;
@@ -294,6 +315,10 @@ impl HostDriver for QemuHost {
         self.meter.read()
     }
 
+    async fn ping(&self) -> Result<(), HostError> {
+        Ok(())
+    }
+
     async fn guests(&self) -> Vec<(String, GuestState)> {
         let all: Vec<Arc<Guest>> = self
             .guests
@@ -303,7 +328,7 @@ impl HostDriver for QemuHost {
             .cloned()
             .collect();
         let mut out = Vec::new();
-        for g in all {
+        for g in all.into_iter().filter(|g| g.stage() == Stage::Settled) {
             let state = match g.status().await.as_deref() {
                 Ok("running") => GuestState::Running,
                 Ok(_) => GuestState::Paused,
@@ -361,7 +386,9 @@ impl HostDriver for QemuHost {
         paused: bool,
     ) -> Result<(), HostError> {
         let file = self.image_path(sr, state_image)?;
-        self.launch(spec, paused, Some(file)).await.map(|_| ())
+        self.launch(spec, paused, Some(Incoming::File(file)))
+            .await
+            .map(|_| ())
     }
 
     async fn disk_attach(&self, uuid: &str, disk: &DiskSpec) -> Result<(), HostError> {
@@ -463,6 +490,77 @@ impl HostDriver for QemuHost {
 
     fn subscribe(&self) -> broadcast::Receiver<GuestEvent> {
         self.events.subscribe()
+    }
+
+    async fn migrate_receive(
+        &self,
+        spec: &GuestSpec,
+        listen_ip: &str,
+    ) -> Result<String, HostError> {
+        let ip = drover_host::check_listen_ip(listen_ip)?;
+        let g = self.launch(spec, false, Some(Incoming::Live)).await?;
+        match g.listen(ip).await {
+            Ok(uri) => Ok(uri),
+            Err(e) => {
+                g.kill().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn migrate_send(
+        &self,
+        uuid: &str,
+        uri: &str,
+        max_downtime_ms: u64,
+    ) -> Result<MigrationStats, HostError> {
+        let g = self.guest(uuid)?;
+        migrate::check_uri(uri)?;
+        g.send(uri, max_downtime_ms, self.config.migration_bandwidth)
+            .await
+    }
+
+    async fn migrate_cancel(&self, uuid: &str) -> Result<(), HostError> {
+        self.any_guest(uuid)?.cancel_send().await
+    }
+
+    async fn migrate_incoming_finish(&self, uuid: &str, commit: bool) -> Result<(), HostError> {
+        let g = match self.any_guest(uuid) {
+            Ok(g) => g,
+            // A waiting QEMU whose send failed ends by itself.
+            Err(_) if !commit => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match (g.stage(), commit) {
+            (Stage::Settled, true) => Ok(()),
+            (Stage::Incoming, true) => {
+                g.arrived().await?;
+                g.set_stage(Stage::Settled);
+                Ok(())
+            }
+            (Stage::Incoming, false) => {
+                g.kill().await;
+                Ok(())
+            }
+            _ => Err(HostError::BadState {
+                uuid: uuid.into(),
+                expected: "incoming",
+                actual: g.state_name().await,
+            }),
+        }
+    }
+
+    async fn migrate_release(&self, uuid: &str) -> Result<(), HostError> {
+        let g = self.any_guest(uuid)?;
+        if g.stage() != Stage::Sent {
+            return Err(HostError::BadState {
+                uuid: uuid.into(),
+                expected: "migrated",
+                actual: g.state_name().await,
+            });
+        }
+        g.kill().await;
+        Ok(())
     }
 
     async fn sr_attach(&self, sr: &str, location: &str) -> Result<StorageInfo, HostError> {

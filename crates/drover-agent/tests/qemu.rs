@@ -2,10 +2,9 @@
 //! (in `guest/out`, or `$DROVER_TINY_GUEST`). These tests fail, loudly, without QEMU or the guest.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use drover_agent::{Accel, AccelChoice, AgentConfig, QemuHost};
+use drover_agent::QemuHost;
 use drover_host::{
     DhcpSpec, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState, HostDriver, HostError,
     ImageFormat, ImageInfo, NetworkSpec, NicSpec, Reservation,
@@ -13,94 +12,8 @@ use drover_host::{
 
 mod common;
 
+use common::guest::{console_wait, host, host_in, runtime, spec, uptime, Reaper};
 use common::Netns;
-
-fn guest_dir() -> PathBuf {
-    let dir = std::env::var_os("DROVER_TINY_GUEST")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../guest/out"));
-    assert!(
-        dir.join("vmlinuz").is_file() && dir.join("initrd.img").is_file(),
-        "the tiny guest is not built in {} (run guest/build-tiny-guest.sh)",
-        dir.display()
-    );
-    dir
-}
-
-async fn host(data: &std::path::Path) -> QemuHost {
-    host_in(data, None).await
-}
-
-/// An agent whose networks and guests live in the network namespace `netns`.
-async fn host_in(data: &std::path::Path, netns: Option<&Netns>) -> QemuHost {
-    let mut config = AgentConfig::new(data);
-    config.accel = AccelChoice::Fixed(Accel::Tcg);
-    config.shutdown_timeout = Duration::from_secs(30);
-    config.netns = netns.map(|n| n.0.clone());
-    QemuHost::open(config).await.expect("agent opens")
-}
-
-fn spec(uuid: &str, args: &str, disks: Vec<DiskSpec>) -> GuestSpec {
-    let g = guest_dir();
-    GuestSpec {
-        uuid: uuid.into(),
-        name: "t".into(),
-        vcpus: 1,
-        memory: 96 << 20,
-        kernel: g.join("vmlinuz").to_string_lossy().into_owned(),
-        ramdisk: g.join("initrd.img").to_string_lossy().into_owned(),
-        args: format!("console=ttyS0 no_timer_check {args}"),
-        disks,
-        ..GuestSpec::default()
-    }
-}
-
-/// Waits until the console log has a line containing `needle` after byte `from`.
-async fn console_wait(h: &QemuHost, uuid: &str, from: usize, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = h.console_log(uuid).await.unwrap_or_default();
-        let text = String::from_utf8_lossy(&log[from.min(log.len())..]).into_owned();
-        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-            return line.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} on the console of {uuid}; it says:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn uptime(line: &str) -> f64 {
-    line.split("uptime=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// Kills the guests a test left running when it fails (QEMU outlives the agent by design).
-struct Reaper<'a>(&'a std::path::Path);
-
-impl Drop for Reaper<'_> {
-    fn drop(&mut self) {
-        for e in std::fs::read_dir(self.0.join("guests"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if let Ok(pid) = std::fs::read_to_string(e.path().join("qemu.pid")) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", pid.trim()])
-                    .status();
-            }
-        }
-    }
-}
 
 impl Netns {
     /// Names of the devices `ip link show SELECTOR...` lists in the namespace.
@@ -133,14 +46,6 @@ impl Netns {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

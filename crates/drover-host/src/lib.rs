@@ -181,6 +181,17 @@ pub enum GuestEvent {
     },
 }
 
+/// Figures of a finished live migration, as the source measured them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MigrationStats {
+    /// How long the guest was stopped at the switch-over, milliseconds.
+    pub downtime_ms: u64,
+    /// How long the whole migration took, milliseconds.
+    pub total_ms: u64,
+    /// Bytes of guest memory sent.
+    pub transferred_bytes: u64,
+}
+
 /// Errors of a host driver.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -270,6 +281,12 @@ pub enum HostError {
         /// What went wrong.
         reason: String,
     },
+    /// A live migration failed; the guest runs on the source as before.
+    #[error("live migration failed: {0}")]
+    MigrationFailed(String),
+    /// A live migration was cancelled; the guest runs on the source as before.
+    #[error("live migration cancelled")]
+    MigrationCancelled,
     /// Anything else the host reports.
     #[error("host failure: {0}")]
     Failed(String),
@@ -328,6 +345,18 @@ pub fn check_image_files(
     Ok(())
 }
 
+/// Checks the `listen_ip` of [`HostDriver::migrate_receive`] as every host does: an IPv4 or
+/// IPv6 address that is neither a wildcard nor multicast, so that a source can reach the URI
+/// made of it.
+pub fn check_listen_ip(listen_ip: &str) -> Result<std::net::IpAddr, HostError> {
+    match listen_ip.parse::<std::net::IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => Ok(ip),
+        _ => Err(HostError::Failed(format!(
+            "{listen_ip:?} is not an address of this host to listen on"
+        ))),
+    }
+}
+
 /// A disk image on a host's storage.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageInfo {
@@ -357,6 +386,8 @@ pub trait HostDriver: Send + Sync {
     async fn metrics(&self) -> HostMetrics;
     /// Guests present on the host with their states, for reconciliation after a restart.
     async fn guests(&self) -> Vec<(String, GuestState)>;
+    /// Answers while the host serves requests: the engine's heartbeat.
+    async fn ping(&self) -> Result<(), HostError>;
     /// Starts a guest, paused if asked.
     async fn start(&self, spec: &GuestSpec, paused: bool) -> Result<(), HostError>;
     /// Asks the guest to power off (ACPI) and waits for it, or stops it at once when `hard`.
@@ -419,6 +450,51 @@ pub trait HostDriver: Send + Sync {
     ) -> Result<(), HostError>;
     /// Subscribes to guest events.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<GuestEvent>;
+
+    /// Destination side of a live migration: launches guest `spec` waiting for its state on a
+    /// TCP port of `listen_ip` (an address of this host, not a wildcard) and returns the URI the
+    /// source sends to (`tcp:IP:PORT`). Memory and disks are checked as for [`start`](Self::start).
+    ///
+    /// Until [`migrate_incoming_finish`](Self::migrate_incoming_finish) the guest is present (a
+    /// `start` of the same uuid fails with [`HostError::GuestExists`]) but is not yet this
+    /// host's: [`guests`](Self::guests) does not list it, ordinary operations on it are refused
+    /// with [`HostError::BadState`] (`incoming`), and its end emits no [`GuestEvent::Exited`]
+    /// (a waiting guest whose send fails or is cancelled may end by itself).
+    async fn migrate_receive(&self, spec: &GuestSpec, listen_ip: &str)
+        -> Result<String, HostError>;
+    /// Source side: sends running (or paused) guest `uuid` to `uri`, from the destination's
+    /// [`migrate_receive`](Self::migrate_receive), bounding the final pause to
+    /// `max_downtime_ms`. Returns once the destination has the whole state: the guest is then
+    /// stopped here with its disks released, and until [`migrate_release`](Self::migrate_release)
+    /// it is neither listed by [`guests`](Self::guests) nor open to ordinary operations
+    /// ([`HostError::BadState`], `migrated`); the destination runs it from then on, paused if it
+    /// was paused here. Between this answer and the two finishing calls no host lists the guest.
+    ///
+    /// On failure ([`HostError::MigrationFailed`]) or a [`migrate_cancel`](Self::migrate_cancel)
+    /// ([`HostError::MigrationCancelled`]) the guest keeps running here as before. Guest code
+    /// never runs on both hosts: the destination starts it only after the source has stopped it
+    /// and released its disks, and a cancel that comes after that point is refused.
+    async fn migrate_send(
+        &self,
+        uuid: &str,
+        uri: &str,
+        max_downtime_ms: u64,
+    ) -> Result<MigrationStats, HostError>;
+    /// Cancels the outgoing migration of `uuid` in progress; its `migrate_send` fails with
+    /// [`HostError::MigrationCancelled`]. [`HostError::NoSuchGuest`] without the guest;
+    /// [`HostError::BadState`] when no send is in progress, or when it is switching over (too
+    /// late: the send then ends by itself).
+    async fn migrate_cancel(&self, uuid: &str) -> Result<(), HostError>;
+    /// Destination side, after the source's `migrate_send` returned: `commit = true` makes the
+    /// received guest this host's (from then on it behaves exactly like a guest started here:
+    /// listed, events, re-attach after the agent restarts, consoles, metrics, shutdown...),
+    /// failing with [`HostError::MigrationFailed`] if its state did not arrive; a guest already
+    /// committed is left as it is. `commit = false` stops the waiting or received guest and
+    /// forgets it, with no [`GuestEvent::Exited`]; a guest that already ended is no error.
+    async fn migrate_incoming_finish(&self, uuid: &str, commit: bool) -> Result<(), HostError>;
+    /// Source side, after a successful `migrate_send`: ends the stopped guest here and forgets
+    /// it, with no [`GuestEvent::Exited`].
+    async fn migrate_release(&self, uuid: &str) -> Result<(), HostError>;
 
     /// Attaches the storage repository `sr` found at `location` (a directory, for real hosts).
     async fn sr_attach(&self, sr: &str, location: &str) -> Result<StorageInfo, HostError>;

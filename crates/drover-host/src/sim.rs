@@ -5,20 +5,24 @@
 //! guest NICs, bonds, interfaces and devices that are not Drover's, and the kernel's network
 //! capabilities — and refuses what it does not model. Every operation can be given a
 //! duration so that long-running behaviour (task progress, cancellation) is observable.
+//!
+//! Live migration moves no bytes: the simulated hosts of one process reach each other through
+//! [`LISTENERS`], where a destination's URI waits for the state of the guest sent to it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 use crate::{
     BondSpec, ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState,
     HostDriver, HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, Ip6Config, IpConfig,
-    NetCapabilities, NetworkSpec, NicIo, NicSpec, PifCounters, PifInfo, StorageInfo, Stream,
-    Uplink,
+    MigrationStats, NetCapabilities, NetworkSpec, NicIo, NicSpec, PifCounters, PifInfo,
+    StorageInfo, Stream, Uplink,
 };
 
 /// How the simulated host is sized.
@@ -87,6 +91,54 @@ struct Guest {
     vcpus: u32,
     started: Instant,
     nics: HashMap<String, NicSpec>,
+    stage: Stage,
+    /// Set while a send is in progress; notified to cancel it.
+    sending: Option<Arc<Notify>>,
+}
+
+/// Where a simulated guest stands in a live migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    /// An ordinary guest of this host.
+    Settled,
+    /// Waiting for its state at this URI.
+    Incoming(String),
+    /// Sent to another host, waiting to be released.
+    Sent,
+}
+
+impl Guest {
+    /// The guest's state in words, migration included.
+    fn state_name(&self) -> &'static str {
+        match self.stage {
+            Stage::Incoming(_) => "incoming",
+            Stage::Sent => "migrated",
+            Stage::Settled if self.sending.is_some() => "migrating",
+            Stage::Settled => state_name(self.state),
+        }
+    }
+
+    /// Refuses ordinary operations on a guest that is not (or no longer) this host's.
+    fn settled(&self, uuid: &str) -> Result<(), HostError> {
+        if self.stage != Stage::Settled {
+            return Err(HostError::BadState {
+                uuid: uuid.into(),
+                expected: "running",
+                actual: self.state_name(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The URIs simulated destinations listen on, each with the state of the guest sent to it once
+/// a send completes: the simulated network between the simulated hosts of one process.
+static LISTENERS: Mutex<BTreeMap<String, Option<GuestState>>> = Mutex::new(BTreeMap::new());
+/// Numbers the URIs, so that every receive gets its own.
+static NEXT_URI: AtomicU64 = AtomicU64::new(1);
+
+fn listeners() -> std::sync::MutexGuard<'static, BTreeMap<String, Option<GuestState>>> {
+    LISTENERS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Image {
@@ -111,6 +163,8 @@ struct Sr {
 
 #[derive(Default)]
 struct State {
+    /// The host stopped answering heartbeats (a test's way to make it fail).
+    unresponsive: bool,
     guests: HashMap<String, Guest>,
     suspended: HashMap<String, u64>,
     srs: HashMap<String, Sr>,
@@ -193,6 +247,11 @@ impl SimHost {
         }
     }
 
+    /// Makes the host stop answering heartbeats ([`HostDriver::ping`]), or answer again.
+    pub fn set_unresponsive(&self, unresponsive: bool) {
+        self.state().unresponsive = unresponsive;
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -258,8 +317,35 @@ impl SimHost {
         Ok(())
     }
 
+    /// Checks that a guest can be put on the host: a new uuid, enough memory, known disks.
+    fn check_start(&self, spec: &GuestSpec) -> Result<(), HostError> {
+        let st = self.state();
+        if st.guests.contains_key(&spec.uuid) {
+            return Err(HostError::GuestExists(spec.uuid.clone()));
+        }
+        self.reserve(&st, spec.memory)?;
+        for d in &spec.disks {
+            if d.image.is_empty() {
+                continue;
+            }
+            if !st.srs.values().any(|sr| sr.images.contains_key(&d.image)) {
+                return Err(HostError::NoSuchImage(d.image.clone()));
+            }
+        }
+        Ok(())
+    }
+
     /// Puts a built guest on the host, checking memory again: it may have gone meanwhile.
-    fn admit(&self, st: &mut State, spec: &GuestSpec, paused: bool) -> Result<(), HostError> {
+    fn admit(
+        &self,
+        st: &mut State,
+        spec: &GuestSpec,
+        paused: bool,
+        stage: Stage,
+    ) -> Result<(), HostError> {
+        if st.guests.contains_key(&spec.uuid) {
+            return Err(HostError::GuestExists(spec.uuid.clone()));
+        }
         if let Some(n) = spec
             .nics
             .iter()
@@ -283,6 +369,8 @@ impl SimHost {
                 .iter()
                 .map(|n| (n.device.clone(), n.clone()))
                 .collect(),
+            stage,
+            sending: None,
         };
         st.guests.insert(spec.uuid.clone(), guest);
         Ok(())
@@ -302,6 +390,7 @@ impl SimHost {
             .guests
             .get_mut(uuid)
             .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        g.settled(uuid)?;
         f(g)
     }
 
@@ -368,7 +457,7 @@ impl HostDriver for SimHost {
         let running = st
             .guests
             .values()
-            .filter(|g| g.state == GuestState::Running)
+            .filter(|g| g.stage == Stage::Settled && g.state == GuestState::Running)
             .count() as f64;
         let wobble = (self.born.elapsed().as_secs_f64() / 7.0).sin().abs() * 0.05;
         HostMetrics {
@@ -382,10 +471,20 @@ impl HostDriver for SimHost {
         }
     }
 
+    async fn ping(&self) -> Result<(), HostError> {
+        if self.state().unresponsive {
+            return Err(HostError::Failed(
+                "the simulated host does not answer".into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn guests(&self) -> Vec<(String, GuestState)> {
         let st = self.state();
         st.guests
             .iter()
+            .filter(|(_, g)| g.stage == Stage::Settled)
             .map(|(u, g)| (u.clone(), g.state))
             .chain(
                 st.suspended
@@ -396,24 +495,10 @@ impl HostDriver for SimHost {
     }
 
     async fn start(&self, spec: &GuestSpec, paused: bool) -> Result<(), HostError> {
-        {
-            let st = self.state();
-            if st.guests.contains_key(&spec.uuid) {
-                return Err(HostError::GuestExists(spec.uuid.clone()));
-            }
-            self.reserve(&st, spec.memory)?;
-            for d in &spec.disks {
-                if d.image.is_empty() {
-                    continue;
-                }
-                if !st.srs.values().any(|sr| sr.images.contains_key(&d.image)) {
-                    return Err(HostError::NoSuchImage(d.image.clone()));
-                }
-            }
-        }
+        self.check_start(spec)?;
         self.work().await;
         let mut st = self.state();
-        self.admit(&mut st, spec, paused)
+        self.admit(&mut st, spec, paused, Stage::Settled)
     }
 
     async fn shutdown(&self, uuid: &str, _hard: bool) -> Result<(), HostError> {
@@ -499,7 +584,7 @@ impl HostDriver for SimHost {
         }
         self.work().await;
         let mut st = self.state();
-        self.admit(&mut st, spec, paused)?;
+        self.admit(&mut st, spec, paused, Stage::Settled)?;
         st.suspended.remove(&spec.uuid);
         Ok(())
     }
@@ -543,11 +628,12 @@ impl HostDriver for SimHost {
 
     async fn set_memory(&self, uuid: &str, bytes: u64) -> Result<(), HostError> {
         let mut st = self.state();
-        let current = st
+        let g = st
             .guests
             .get(uuid)
-            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?
-            .memory;
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        g.settled(uuid)?;
+        let current = g.memory;
         if bytes > current {
             self.reserve(&st, bytes - current)?;
         }
@@ -670,6 +756,165 @@ impl HostDriver for SimHost {
 
     fn subscribe(&self) -> broadcast::Receiver<GuestEvent> {
         self.events.subscribe()
+    }
+
+    async fn migrate_receive(
+        &self,
+        spec: &GuestSpec,
+        listen_ip: &str,
+    ) -> Result<String, HostError> {
+        crate::check_listen_ip(listen_ip)?;
+        self.check_start(spec)?;
+        self.work().await;
+        let uri = format!(
+            "sim:{}:{}",
+            spec.uuid,
+            NEXT_URI.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut st = self.state();
+        self.admit(&mut st, spec, false, Stage::Incoming(uri.clone()))?;
+        listeners().insert(uri.clone(), None);
+        Ok(uri)
+    }
+
+    async fn migrate_send(
+        &self,
+        uuid: &str,
+        uri: &str,
+        _max_downtime_ms: u64,
+    ) -> Result<MigrationStats, HostError> {
+        let cancel = Arc::new(Notify::new());
+        let (paused, memory) = {
+            let mut st = self.state();
+            let g = st
+                .guests
+                .get_mut(uuid)
+                .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+            g.settled(uuid)?;
+            if g.sending.is_some() {
+                return Err(HostError::BadState {
+                    uuid: uuid.into(),
+                    expected: "running",
+                    actual: "migrating",
+                });
+            }
+            if !listeners().contains_key(uri) {
+                return Err(HostError::MigrationFailed(format!(
+                    "nothing listens at {uri}"
+                )));
+            }
+            g.sending = Some(cancel.clone());
+            (g.state == GuestState::Paused, g.memory)
+        };
+        let started = Instant::now();
+        let cancelled = tokio::select! {
+            biased;
+            _ = cancel.notified() => true,
+            _ = self.work() => false,
+        };
+        let mut st = self.state();
+        let g = st
+            .guests
+            .get_mut(uuid)
+            .filter(|g| g.sending.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cancel)));
+        let Some(g) = g else {
+            return Err(HostError::MigrationFailed(format!(
+                "guest {uuid} stopped during the send"
+            )));
+        };
+        g.sending = None;
+        if cancelled {
+            return Err(HostError::MigrationCancelled);
+        }
+        // The destination may have given up meanwhile.
+        match listeners().get_mut(uri) {
+            Some(slot) => *slot = Some(g.state),
+            None => {
+                return Err(HostError::MigrationFailed(format!(
+                    "{uri} stopped listening"
+                )))
+            }
+        }
+        g.stage = Stage::Sent;
+        Ok(MigrationStats {
+            downtime_ms: u64::from(!paused),
+            total_ms: started.elapsed().as_millis() as u64,
+            transferred_bytes: memory,
+        })
+    }
+
+    async fn migrate_cancel(&self, uuid: &str) -> Result<(), HostError> {
+        let st = self.state();
+        let g = st
+            .guests
+            .get(uuid)
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        match &g.sending {
+            Some(cancel) => {
+                cancel.notify_one();
+                Ok(())
+            }
+            None => Err(HostError::BadState {
+                uuid: uuid.into(),
+                expected: "migrating",
+                actual: g.state_name(),
+            }),
+        }
+    }
+
+    async fn migrate_incoming_finish(&self, uuid: &str, commit: bool) -> Result<(), HostError> {
+        let mut st = self.state();
+        let Some(g) = st.guests.get_mut(uuid) else {
+            // A guest that already ended needs no abort.
+            return if commit {
+                Err(HostError::NoSuchGuest(uuid.into()))
+            } else {
+                Ok(())
+            };
+        };
+        let uri = match &g.stage {
+            Stage::Incoming(uri) => uri.clone(),
+            Stage::Settled if commit => return Ok(()),
+            _ => {
+                return Err(HostError::BadState {
+                    uuid: uuid.into(),
+                    expected: "incoming",
+                    actual: g.state_name(),
+                })
+            }
+        };
+        let mut listening = listeners();
+        if !commit {
+            listening.remove(&uri);
+            st.guests.remove(uuid);
+            return Ok(());
+        }
+        let Some(Some(state)) = listening.get(&uri).copied() else {
+            return Err(HostError::MigrationFailed(format!(
+                "the state of guest {uuid} has not arrived"
+            )));
+        };
+        listening.remove(&uri);
+        g.state = state;
+        g.stage = Stage::Settled;
+        Ok(())
+    }
+
+    async fn migrate_release(&self, uuid: &str) -> Result<(), HostError> {
+        let mut st = self.state();
+        let g = st
+            .guests
+            .get(uuid)
+            .ok_or_else(|| HostError::NoSuchGuest(uuid.into()))?;
+        if g.stage != Stage::Sent {
+            return Err(HostError::BadState {
+                uuid: uuid.into(),
+                expected: "migrated",
+                actual: g.state_name(),
+            });
+        }
+        st.guests.remove(uuid);
+        Ok(())
     }
 
     async fn sr_attach(&self, sr: &str, _location: &str) -> Result<StorageInfo, HostError> {
@@ -1141,6 +1386,160 @@ mod tests {
             }
         );
         assert!(host.guests().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_guest_migrates_between_simulated_hosts() {
+        let a = SimHost::new(SimConfig::default());
+        let b = SimHost::new(SimConfig::default());
+        let free = b.metrics().await.memory_free;
+        let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+        a.start(&spec("g", 1 << 30), false).await.unwrap();
+        let uri = b
+            .migrate_receive(&spec("g", 1 << 30), "10.0.0.2")
+            .await
+            .unwrap();
+        assert!(uri.starts_with("sim:g:"), "{uri}");
+        // The incoming guest holds its memory but is not the destination's yet.
+        assert_eq!(b.metrics().await.memory_free, free - (1 << 30));
+        assert!(b.guests().await.is_empty());
+        assert!(matches!(
+            b.start(&spec("g", 1), false).await,
+            Err(HostError::GuestExists(_))
+        ));
+        assert!(matches!(
+            b.pause("g").await,
+            Err(HostError::BadState {
+                actual: "incoming",
+                ..
+            })
+        ));
+        assert!(matches!(
+            b.migrate_incoming_finish("g", true).await,
+            Err(HostError::MigrationFailed(_))
+        ));
+
+        let stats = a.migrate_send("g", &uri, 100).await.unwrap();
+        assert_eq!(stats.transferred_bytes, 1 << 30);
+        assert!(stats.downtime_ms <= 1);
+        assert!(a.guests().await.is_empty(), "a sent guest is not listed");
+        assert!(matches!(
+            a.shutdown("g", true).await,
+            Err(HostError::BadState {
+                actual: "migrated",
+                ..
+            })
+        ));
+        assert!(matches!(
+            a.migrate_incoming_finish("g", false).await,
+            Err(HostError::BadState { .. })
+        ));
+        b.migrate_incoming_finish("g", true).await.unwrap();
+        b.migrate_incoming_finish("g", true).await.unwrap();
+        assert_eq!(b.guests().await, vec![("g".into(), GuestState::Running)]);
+        assert!(matches!(
+            b.migrate_incoming_finish("g", false).await,
+            Err(HostError::BadState { .. })
+        ));
+        assert!(matches!(
+            b.migrate_release("g").await,
+            Err(HostError::BadState { .. })
+        ));
+        a.migrate_release("g").await.unwrap();
+        assert!(matches!(
+            a.migrate_release("g").await,
+            Err(HostError::NoSuchGuest(_))
+        ));
+        assert_eq!(
+            a.metrics().await.memory_free,
+            a.config.memory - HOST_OVERHEAD
+        );
+        assert!(events_a.try_recv().is_err());
+        assert!(events_b.try_recv().is_err());
+
+        // A paused guest arrives paused.
+        b.pause("g").await.unwrap();
+        let uri = a.migrate_receive(&spec("g", 1 << 30), "::1").await.unwrap();
+        b.migrate_send("g", &uri, 100).await.unwrap();
+        a.migrate_incoming_finish("g", true).await.unwrap();
+        b.migrate_release("g").await.unwrap();
+        assert_eq!(a.guests().await, vec![("g".into(), GuestState::Paused)]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_cancelled_send_leaves_the_guest_running() {
+        let a = Arc::new(SimHost::new(SimConfig {
+            op_delay: Duration::from_millis(200),
+            ..SimConfig::default()
+        }));
+        let b = SimHost::new(SimConfig {
+            memory: (1 << 30) + HOST_OVERHEAD,
+            ..SimConfig::default()
+        });
+        a.start(&spec("g", 512 << 20), false).await.unwrap();
+        for bad in ["0.0.0.0", "::", "host", "224.0.0.1"] {
+            assert!(matches!(
+                b.migrate_receive(&spec("g", 1), bad).await,
+                Err(HostError::Failed(_))
+            ));
+        }
+        assert!(matches!(
+            b.migrate_receive(&spec("g", 2 << 30), "10.0.0.2").await,
+            Err(HostError::NotEnoughMemory { .. })
+        ));
+        assert!(matches!(
+            a.migrate_send("g", "sim:g:0", 100).await,
+            Err(HostError::MigrationFailed(_))
+        ));
+        assert!(matches!(
+            a.migrate_cancel("g").await,
+            Err(HostError::BadState {
+                actual: "running",
+                ..
+            })
+        ));
+        assert!(matches!(
+            a.migrate_cancel("x").await,
+            Err(HostError::NoSuchGuest(_))
+        ));
+
+        let uri = b
+            .migrate_receive(&spec("g", 512 << 20), "10.0.0.2")
+            .await
+            .unwrap();
+        let send = tokio::spawn({
+            let (a, uri) = (a.clone(), uri.clone());
+            async move { a.migrate_send("g", &uri, 100).await }
+        });
+        while a.migrate_cancel("g").await.is_err() {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            send.await.unwrap(),
+            Err(HostError::MigrationCancelled)
+        ));
+        assert_eq!(a.guests().await, vec![("g".into(), GuestState::Running)]);
+        b.migrate_incoming_finish("g", false).await.unwrap();
+        b.migrate_incoming_finish("g", false).await.unwrap();
+        assert!(b.guests().await.is_empty());
+        assert_eq!(b.metrics().await.memory_free, 1 << 30);
+
+        // The destination gives up while the send is in progress.
+        let uri = b
+            .migrate_receive(&spec("g", 512 << 20), "10.0.0.2")
+            .await
+            .unwrap();
+        let send = tokio::spawn({
+            let a = a.clone();
+            async move { a.migrate_send("g", &uri, 100).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        b.migrate_incoming_finish("g", false).await.unwrap();
+        assert!(matches!(
+            send.await.unwrap(),
+            Err(HostError::MigrationFailed(_))
+        ));
+        assert_eq!(a.guests().await, vec![("g".into(), GuestState::Running)]);
     }
 
     #[tokio::test]

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use drover_host::{
     BondSpec, ByteSource, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState,
     HostDriver, HostError, HostInfo, HostMetrics, ImageFormat, ImageInfo, Ip6Config, IpConfig,
-    NetCapabilities, NetworkSpec, NicSpec, PifCounters, PifInfo, StorageInfo, Stream,
+    MigrationStats, NetCapabilities, NetworkSpec, NicSpec, PifCounters, PifInfo, StorageInfo,
+    Stream,
 };
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
@@ -396,6 +397,13 @@ impl HostDriver for RemoteHost {
         lock(&self.inner.info).clone()
     }
 
+    async fn ping(&self) -> Result<(), HostError> {
+        match self.call(Call::Ping).await? {
+            Reply::Unit => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn metrics(&self) -> HostMetrics {
         match self.call(Call::Metrics).await {
             Ok(Reply::Metrics(m)) => m,
@@ -437,6 +445,48 @@ impl HostDriver for RemoteHost {
 
     async fn unpause(&self, uuid: &str) -> Result<(), HostError> {
         expect!(self, Call::Unpause { uuid: s(uuid) }, Reply::Unit => ())
+    }
+
+    async fn migrate_receive(
+        &self,
+        spec: &GuestSpec,
+        listen_ip: &str,
+    ) -> Result<String, HostError> {
+        let call = Call::MigrateReceive {
+            spec: spec.clone(),
+            listen_ip: s(listen_ip),
+        };
+        expect!(self, call, Reply::Uri(uri) => uri)
+    }
+
+    async fn migrate_send(
+        &self,
+        uuid: &str,
+        uri: &str,
+        max_downtime_ms: u64,
+    ) -> Result<MigrationStats, HostError> {
+        let call = Call::MigrateSend {
+            uuid: s(uuid),
+            uri: s(uri),
+            max_downtime_ms,
+        };
+        expect!(self, call, Reply::Migrated(stats) => stats)
+    }
+
+    async fn migrate_cancel(&self, uuid: &str) -> Result<(), HostError> {
+        expect!(self, Call::MigrateCancel { uuid: s(uuid) }, Reply::Unit => ())
+    }
+
+    async fn migrate_incoming_finish(&self, uuid: &str, commit: bool) -> Result<(), HostError> {
+        let call = Call::MigrateIncomingFinish {
+            uuid: s(uuid),
+            commit,
+        };
+        expect!(self, call, Reply::Unit => ())
+    }
+
+    async fn migrate_release(&self, uuid: &str) -> Result<(), HostError> {
+        expect!(self, Call::MigrateRelease { uuid: s(uuid) }, Reply::Unit => ())
     }
 
     async fn suspend(&self, uuid: &str, sr: &str, state_image: &str) -> Result<(), HostError> {

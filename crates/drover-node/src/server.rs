@@ -208,7 +208,24 @@ async fn dispatch(s: &Session, id: u64, call: Call, stream: Incoming) -> Result<
     Ok(match call {
         Call::Info => Reply::Info(d.info().into()),
         Call::Metrics => Reply::Metrics(d.metrics().await),
+        Call::Ping => {
+            d.ping().await?;
+            Reply::Unit
+        }
         Call::Guests => Reply::Guests(d.guests().await),
+        Call::MigrateReceive { spec, listen_ip } => {
+            Reply::Uri(d.migrate_receive(&spec, &listen_ip).await?)
+        }
+        Call::MigrateSend {
+            uuid,
+            uri,
+            max_downtime_ms,
+        } => Reply::Migrated(d.migrate_send(&uuid, &uri, max_downtime_ms).await?),
+        Call::MigrateCancel { uuid } => return unit(d.migrate_cancel(&uuid).await),
+        Call::MigrateIncomingFinish { uuid, commit } => {
+            return unit(d.migrate_incoming_finish(&uuid, commit).await)
+        }
+        Call::MigrateRelease { uuid } => return unit(d.migrate_release(&uuid).await),
         Call::Start { spec, paused } => return unit(d.start(&spec, paused).await),
         Call::Shutdown { uuid, hard } => return unit(d.shutdown(&uuid, hard).await),
         Call::Reboot { uuid, hard } => return unit(d.reboot(&uuid, hard).await),

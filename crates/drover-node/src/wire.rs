@@ -8,8 +8,8 @@
 
 use drover_host::{
     BondSpec, ConsoleKind, DiskSpec, GuestEvent, GuestMetrics, GuestSpec, GuestState, HostError,
-    HostInfo, HostMetrics, ImageFormat, ImageInfo, Ip6Config, IpConfig, NetCapabilities,
-    NetworkSpec, NicSpec, PifCounters, PifInfo, StorageInfo,
+    HostInfo, HostMetrics, ImageFormat, ImageInfo, Ip6Config, IpConfig, MigrationStats,
+    NetCapabilities, NetworkSpec, NicSpec, PifCounters, PifInfo, StorageInfo,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
@@ -95,6 +95,7 @@ pub enum Call {
     Info,
     Metrics,
     Guests,
+    Ping,
     Start {
         spec: GuestSpec,
         paused: bool,
@@ -256,6 +257,25 @@ pub enum Call {
     BondDestroy {
         name: String,
     },
+    MigrateReceive {
+        spec: GuestSpec,
+        listen_ip: String,
+    },
+    MigrateSend {
+        uuid: String,
+        uri: String,
+        max_downtime_ms: u64,
+    },
+    MigrateCancel {
+        uuid: String,
+    },
+    MigrateIncomingFinish {
+        uuid: String,
+        commit: bool,
+    },
+    MigrateRelease {
+        uuid: String,
+    },
 }
 
 impl Call {
@@ -277,6 +297,10 @@ impl Call {
                 | Call::ImageExport { .. }
                 | Call::NetworkEnsure { .. }
                 | Call::NetworkPrune { .. }
+                | Call::MigrateReceive { .. }
+                | Call::MigrateSend { .. }
+                | Call::MigrateIncomingFinish { .. }
+                | Call::MigrateRelease { .. }
         )
     }
 }
@@ -299,6 +323,8 @@ pub enum Reply {
     NetCapabilities(NetCapabilities),
     Pifs(Vec<PifInfo>),
     PifCounters(PifCounters),
+    Uri(String),
+    Migrated(MigrationStats),
 }
 
 /// [`ImageFormat`] on the wire.
@@ -408,10 +434,20 @@ pub enum WireError {
         reason: String,
     },
     Failed(String),
+    MigrationFailed(String),
+    MigrationCancelled,
 }
 
 /// Guest states named in [`HostError::BadState`].
-const STATES: &[&str] = &["running", "paused", "suspended", "halted"];
+const STATES: &[&str] = &[
+    "running",
+    "paused",
+    "suspended",
+    "halted",
+    "incoming",
+    "migrating",
+    "migrated",
+];
 /// Files named in [`HostError::MissingFile`].
 const FILES: &[&str] = &["kernel", "ramdisk"];
 
@@ -471,6 +507,8 @@ impl From<&HostError> for WireError {
                 reason: reason.clone(),
             },
             H::Failed(s) => WireError::Failed(s.clone()),
+            H::MigrationFailed(s) => WireError::MigrationFailed(s.clone()),
+            H::MigrationCancelled => WireError::MigrationCancelled,
         }
     }
 }
@@ -515,6 +553,8 @@ impl From<WireError> for HostError {
             W::DeviceInUse(s) => HostError::DeviceInUse(s),
             W::NetConfig { device, reason } => HostError::NetConfig { device, reason },
             W::Failed(s) => HostError::Failed(s),
+            W::MigrationFailed(s) => HostError::MigrationFailed(s),
+            W::MigrationCancelled => HostError::MigrationCancelled,
         }
     }
 }
@@ -570,6 +610,8 @@ mod tests {
                 reason: "EPERM".into(),
             },
             HostError::Failed(String::new()),
+            HostError::MigrationFailed("connection refused".into()),
+            HostError::MigrationCancelled,
         ];
         let mut seen = std::collections::BTreeSet::new();
         for e in &all {
@@ -592,11 +634,13 @@ mod tests {
                 H::DeviceInUse(_) => "DeviceInUse",
                 H::NetConfig { .. } => "NetConfig",
                 H::Failed(_) => "Failed",
+                H::MigrationFailed(_) => "MigrationFailed",
+                H::MigrationCancelled => "MigrationCancelled",
             };
             seen.insert(name);
         }
-        assert_eq!(seen.len(), 17, "every variant once: {seen:?}");
-        assert_eq!(all.len(), 17);
+        assert_eq!(seen.len(), 19, "every variant once: {seen:?}");
+        assert_eq!(all.len(), 19);
         all
     }
 

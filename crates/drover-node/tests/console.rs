@@ -34,6 +34,33 @@ impl HostDriver for EchoConsoles {
     async fn metrics(&self) -> HostMetrics {
         self.sim.metrics().await
     }
+    async fn ping(&self) -> Result<(), HostError> {
+        self.sim.ping().await
+    }
+    async fn migrate_receive(
+        &self,
+        spec: &GuestSpec,
+        listen_ip: &str,
+    ) -> Result<String, HostError> {
+        self.sim.migrate_receive(spec, listen_ip).await
+    }
+    async fn migrate_send(
+        &self,
+        uuid: &str,
+        uri: &str,
+        max_downtime_ms: u64,
+    ) -> Result<drover_host::MigrationStats, HostError> {
+        self.sim.migrate_send(uuid, uri, max_downtime_ms).await
+    }
+    async fn migrate_cancel(&self, uuid: &str) -> Result<(), HostError> {
+        self.sim.migrate_cancel(uuid).await
+    }
+    async fn migrate_incoming_finish(&self, uuid: &str, commit: bool) -> Result<(), HostError> {
+        self.sim.migrate_incoming_finish(uuid, commit).await
+    }
+    async fn migrate_release(&self, uuid: &str) -> Result<(), HostError> {
+        self.sim.migrate_release(uuid).await
+    }
     async fn guests(&self) -> Vec<(String, GuestState)> {
         self.sim.guests().await
     }

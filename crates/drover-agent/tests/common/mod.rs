@@ -1,6 +1,10 @@
-//! What the agent's integration tests share: a network namespace of the test's own.
+//! What the agent's integration tests share: a network namespace of the test's own, and the
+//! tiny guest ([`guest`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[allow(dead_code)] // Not every test binary boots the guest.
+pub mod guest;
 
 /// A network namespace of the test's own; on drop, whatever still runs in it is killed and it is
 /// deleted with every device in it.
@@ -8,6 +12,7 @@ pub struct Netns(pub String);
 
 impl Netns {
     /// Makes a new namespace; the tests need root for it and fail loudly without.
+    #[allow(dead_code)]
     pub fn new() -> Netns {
         static N: AtomicUsize = AtomicUsize::new(0);
         assert!(
