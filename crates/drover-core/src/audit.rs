@@ -166,6 +166,32 @@ impl Engine {
         })
     }
 
+    /// Records something the engine did or saw by itself (a host failing, a guest restarted
+    /// by HA) about one object.
+    pub(crate) fn audit_system(
+        &self,
+        code: u32,
+        severity: Severity,
+        class: &str,
+        r: &str,
+        message: &str,
+    ) {
+        let uuid = self
+            .read(|db| db.get(class, r).map(|o| o.uuid().to_string()))
+            .unwrap_or_else(|| r.to_string());
+        let draft = Draft {
+            severity,
+            code,
+            message: message.to_string(),
+            user: "drover-engine".into(),
+            correlation_id: None,
+            subjects: vec![(class.to_string(), uuid)],
+        };
+        if let Err(e) = self.audit_append(draft) {
+            tracing::error!(error = %e, "could not record an audit entry");
+        }
+    }
+
     /// Records how a planned operation ended. A failure to record is logged, not returned: the
     /// operation has happened either way.
     pub(crate) fn audit_outcome(

@@ -3,14 +3,15 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use drover_host::GuestState;
-use drover_model::Value;
+use drover_host::{GuestState, HostDriver};
+use drover_model::{Value, NULL_REF};
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::auth::{hash_password, Account, SUPERUSER_ROLE};
-use crate::db::Obj;
+use crate::db::{Obj, Ref};
 use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
+use crate::fleet::{create_host, create_local_sr};
 use crate::sr::pbd_location;
 use crate::txn::Txn;
 use crate::vm::run_on;
@@ -41,96 +42,21 @@ fn create_sm(t: &mut Txn, kind: &str, name: &str) -> Result<()> {
 /// Creates the pool, the local host and its storage, its interfaces with a network each, the
 /// templates, and the superuser.
 pub(crate) async fn first_start(engine: &Arc<Engine>, admin_password: Option<&str>) -> Result<()> {
-    let info = engine.host.info();
-    let metrics = engine.host.metrics().await;
+    let info = engine.local.info();
+    let metrics = engine.local.metrics().await;
     let interfaces: Vec<_> = engine
-        .host
+        .local
         .pif_scan()
         .await?
         .into_iter()
         .map(|i| (i, crate::txn::new_ref()))
         .collect();
-    let sr_uuid = crate::txn::new_uuid();
     let (host, sr) = engine.write(|t| {
-        let hm = t.create(
-            "host_metrics",
-            vec![
-                ("memory_total", Value::Int(metrics.memory_total as i64)),
-                ("memory_free", Value::Int(metrics.memory_free as i64)),
-                ("live", Value::Bool(true)),
-                ("last_updated", Value::DateTime(now())),
-            ],
-        )?;
-        let host = t.create(
-            "host",
-            vec![
-                ("name_label", Value::str(&info.hostname)),
-                ("hostname", Value::str(&info.hostname)),
-                ("address", Value::str("127.0.0.1")),
-                ("enabled", Value::Bool(true)),
-                ("API_version_major", Value::Int(2)),
-                ("API_version_minor", Value::Int(21)),
-                ("API_version_vendor", Value::str("Drover")),
-                ("metrics", Value::str(&*hm)),
-                (
-                    "software_version",
-                    Value::string_map([
-                        ("product_brand", "Drover"),
-                        ("product_version", env!("CARGO_PKG_VERSION")),
-                        ("host_driver", info.driver),
-                    ]),
-                ),
-                (
-                    "cpu_info",
-                    Value::string_map([
-                        ("cpu_count", info.cpu_count.to_string().as_str()),
-                        ("modelname", info.cpu_model.as_str()),
-                        ("speed", info.cpu_speed_mhz.to_string().as_str()),
-                    ]),
-                ),
-                (
-                    "allowed_operations",
-                    Value::Set(vec![Value::str("provision"), Value::str("evacuate")]),
-                ),
-            ],
-        )?;
-        for n in 0..info.cpu_count {
-            t.create(
-                "host_cpu",
-                vec![
-                    ("host", Value::str(&*host)),
-                    ("number", Value::Int(n as i64)),
-                    ("modelname", Value::str(&info.cpu_model)),
-                    ("speed", Value::Int(info.cpu_speed_mhz as i64)),
-                    ("vendor", Value::str("Drover")),
-                ],
-            )?;
-        }
+        let host = create_host(t, &info, &metrics, "127.0.0.1", None)?;
         for (kind, name) in STORAGE_TYPES {
             create_sm(t, kind, name)?;
         }
-        let sr = t.create(
-            "SR",
-            vec![
-                ("name_label", Value::str("Local storage")),
-                ("type", Value::str("local")),
-                ("content_type", Value::str("user")),
-                ("shared", Value::Bool(false)),
-            ],
-        )?;
-        t.set("SR", &sr, "uuid", Value::str(&sr_uuid))?;
-        t.create(
-            "PBD",
-            vec![
-                ("host", Value::str(&*host)),
-                ("SR", Value::str(&*sr)),
-                (
-                    "device_config",
-                    Value::string_map([("path", format!("sr-{sr_uuid}"))]),
-                ),
-                ("currently_attached", Value::Bool(true)),
-            ],
-        )?;
+        let sr = create_local_sr(t, &host)?;
         crate::network::pif::record_interfaces(t, &host, &interfaces)?;
         t.create(
             "pool",
@@ -216,12 +142,10 @@ fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
     f.sync_all().map_err(io)
 }
 
-/// After a start: add storage drivers that are new since the installation, attach the plugged
-/// storage (unplugging what cannot be attached), make the networks on the host again, clear
-/// operations that died with the last process, fail tasks that were running, and bring every
-/// VM's power state (and consoles) in line with what the host runs.
-pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
-    let host = engine.this_host();
+/// After a start: add storage drivers that are new since the installation, clear operations
+/// that died with the last process, and fail tasks that were running. Each host is then
+/// brought in line by [`recover_host`] once it is connected.
+pub(crate) fn recover(engine: &Arc<Engine>) -> Result<()> {
     engine.write(|t| {
         for (kind, name) in STORAGE_TYPES {
             if !t.db().all("SM").any(|sm| sm.str("type") == *kind) {
@@ -230,24 +154,6 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
         }
         Ok(())
     })?;
-    let pbds: Vec<(String, String, String)> = engine.read(|db| {
-        db.all("PBD")
-            .filter(|p| p.str("host") == &*host && p.bool("currently_attached"))
-            .map(|p| (p.r.to_string(), p.str("SR").to_string(), pbd_location(p)))
-            .collect()
-    });
-    for (pbd, sr, location) in &pbds {
-        match engine.host.sr_attach(sr, location).await {
-            Ok(_) => engine.refresh_sr(sr).await,
-            Err(e) => {
-                tracing::warn!(sr, error = %e, "cannot attach a storage repository: unplugging it");
-                engine.write(|t| t.set("PBD", pbd, "currently_attached", Value::Bool(false)))?;
-            }
-        }
-    }
-    engine.restore_networks().await?;
-    let present = engine.host.guests().await;
-    let base = engine.console_base.clone();
     engine.write(|t| {
         let busy: Vec<(String, String)> = t
             .db()
@@ -285,14 +191,53 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
                 ]),
             )?;
         }
+        Ok(())
+    })
+}
+
+/// Brings a host that has just been connected in line with the inventory: attaches its plugged
+/// storage (unplugging what cannot be attached), makes its networks again, and brings the power
+/// state (and consoles) of the VMs it runs, or the inventory says it runs, in line with it.
+pub(crate) async fn recover_host(
+    engine: &Arc<Engine>,
+    host: &Ref,
+    driver: &Arc<dyn HostDriver>,
+) -> Result<()> {
+    let pbds: Vec<(String, String, String)> = engine.read(|db| {
+        db.all("PBD")
+            .filter(|p| p.str("host") == &**host && p.bool("currently_attached"))
+            .map(|p| (p.r.to_string(), p.str("SR").to_string(), pbd_location(p)))
+            .collect()
+    });
+    for (pbd, sr, location) in &pbds {
+        match driver.sr_attach(sr, location).await {
+            Ok(_) => engine.refresh_sr(sr).await,
+            Err(e) => {
+                tracing::warn!(sr, error = %e, "cannot attach a storage repository: unplugging it");
+                engine.write(|t| t.set("PBD", pbd, "currently_attached", Value::Bool(false)))?;
+            }
+        }
+    }
+    engine.restore_networks(host, driver).await?;
+    let present = driver.guests().await;
+    let base = engine.console_base.clone();
+    engine.write(|t| {
         let vms: Vec<Obj> = t
             .db()
             .all("VM")
             .filter(|v| !v.bool("is_a_template"))
+            .filter(|v| {
+                v.str("resident_on") == &**host || present.iter().any(|(u, _)| u == v.uuid())
+            })
             .map(|v| (**v).clone())
             .collect();
         for v in vms {
             let (vm, state) = (&*v.r, v.str("power_state"));
+            let elsewhere = !matches!(v.str("resident_on"), r if r == &**host || r == NULL_REF);
+            if elsewhere && matches!(state, "Running" | "Paused") {
+                tracing::warn!(vm, %host, "a guest of a VM running elsewhere is here too");
+                continue;
+            }
             let actual = present.iter().find(|(u, _)| u == v.uuid()).map(|(_, s)| *s);
             let live = match actual {
                 Some(GuestState::Running) => Some("Running"),
@@ -311,7 +256,7 @@ pub(crate) async fn recover(engine: &Arc<Engine>) -> Result<()> {
                 }
                 (_, Some(running)) if state != running => {
                     let (vcpus, memory) = (v.int("VCPUs_at_startup"), v.int("memory_dynamic_max"));
-                    run_on(t, vm, &host, running, vcpus, memory, &base)?;
+                    run_on(t, vm, host, running, vcpus, memory, &base)?;
                     crate::network::vif::mark(t, &v.refs("VIFs"), true)?;
                 }
                 (_, Some(_)) => crate::console::ensure_consoles(t, vm, &base)?,

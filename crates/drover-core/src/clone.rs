@@ -213,7 +213,9 @@ impl Engine {
         match result {
             Ok(()) => {
                 for (image, sr) in old_images {
-                    let _ = self.host.image_destroy(&sr, &image).await;
+                    if let Ok(host) = self.sr_driver(&sr) {
+                        let _ = host.image_destroy(&sr, &image).await;
+                    }
                 }
                 Ok(())
             }

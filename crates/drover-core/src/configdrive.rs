@@ -53,7 +53,7 @@ impl Engine {
     ) -> Result<Ref> {
         let uuid = new_uuid();
         let info = self
-            .host
+            .sr_driver(sr)?
             .image_from_files(sr, &uuid, label, files)
             .await
             .map_err(|e| self.host_error(e, "create"))?;
@@ -110,7 +110,7 @@ impl Engine {
         }
         // Images are made under their VDI's uuid; the host replaces the one of that name.
         let info = self
-            .host
+            .sr_driver(sr)?
             .image_from_files(sr, obj.uuid(), label, files)
             .await
             .map_err(|e| self.host_error(e, "update"))?;

@@ -71,7 +71,8 @@ impl Engine {
                 "console {console} is {protocol}; only a vt100 console keeps a log"
             )));
         }
-        self.host
+        self.resident(&vm)?
+            .1
             .console_log(vm.uuid())
             .await
             .map_err(|e| self.host_error(e, "console"))
@@ -99,7 +100,8 @@ impl Engine {
                 )))
             }
         };
-        self.host
+        self.resident(&vm)?
+            .1
             .console_open(vm.uuid(), kind)
             .await
             .map_err(|e| self.host_error(e, "console"))

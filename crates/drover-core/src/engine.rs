@@ -16,6 +16,9 @@ use crate::audit::{AuditLog, AUDIT_KIND, DEFAULT_AUDIT_RETENTION};
 use crate::auth::{Account, SessionInfo};
 use crate::db::{Db, Obj, Ref};
 use crate::error::{CoreError, Result};
+use crate::fence::PowerManager;
+use crate::fleet::HostConnector;
+use crate::migrate::DEFAULT_MAX_DOWNTIME_MS;
 use crate::txn::Txn;
 
 /// Classes that live only in memory: they do not survive a restart.
@@ -39,6 +42,14 @@ pub struct EngineConfig {
     pub tiny_guest: Option<PathBuf>,
     /// Entries the audit log keeps (at least one); the oldest go when a new one would exceed it.
     pub audit_retention: usize,
+    /// How the engine reaches hosts other than its local one (enrolment and reconnection);
+    /// without one, the pool has the local host only.
+    pub connector: Option<Arc<dyn HostConnector>>,
+    /// Runs hosts' power-management agents (fencing, the power saver); without one, no host
+    /// can be fenced and HA guests of a host that stops answering are not restarted.
+    pub power_manager: Option<Arc<dyn PowerManager>>,
+    /// The longest pause of a live migration, in milliseconds.
+    pub max_migration_downtime_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +62,9 @@ impl Default for EngineConfig {
             console_base: String::new(),
             tiny_guest: None,
             audit_retention: DEFAULT_AUDIT_RETENTION,
+            connector: None,
+            power_manager: None,
+            max_migration_downtime_ms: DEFAULT_MAX_DOWNTIME_MS,
         }
     }
 }
@@ -62,7 +76,15 @@ pub struct Engine {
     store: Box<dyn Store>,
     write_lock: Mutex<()>,
     gen_tx: watch::Sender<u64>,
-    pub(crate) host: Arc<dyn HostDriver>,
+    /// The host this engine runs beside, the pool's master.
+    pub(crate) local: Arc<dyn HostDriver>,
+    /// The driver of every host that is connected now, by host reference.
+    pub(crate) drivers: RwLock<HashMap<String, Arc<dyn HostDriver>>>,
+    pub(crate) connector: Option<Arc<dyn HostConnector>>,
+    pub(crate) power_manager: Option<Arc<dyn PowerManager>>,
+    pub(crate) max_downtime_ms: u64,
+    /// Hosts' heartbeat bookkeeping.
+    pub(crate) liveness: Mutex<HashMap<String, crate::ha::Liveness>>,
     pub(crate) sessions: RwLock<HashMap<Ref, Arc<SessionInfo>>>,
     pub(crate) accounts: RwLock<HashMap<String, Account>>,
     pub(crate) cancels: Mutex<HashMap<Ref, CancellationToken>>,
@@ -144,7 +166,12 @@ impl Engine {
             store,
             write_lock: Mutex::new(()),
             gen_tx: watch::channel(gen).0,
-            host,
+            local: host,
+            drivers: RwLock::new(HashMap::new()),
+            connector: config.connector.clone(),
+            power_manager: config.power_manager.clone(),
+            max_downtime_ms: config.max_migration_downtime_ms,
+            liveness: Mutex::new(HashMap::new()),
             sessions: RwLock::new(HashMap::new()),
             accounts: RwLock::new(accounts),
             cancels: Mutex::new(HashMap::new()),
@@ -160,11 +187,15 @@ impl Engine {
         if engine.read(|db| db.all("pool").next().is_none()) {
             crate::bootstrap::first_start(&engine, config.admin_password.as_deref()).await?;
         }
-        crate::bootstrap::recover(&engine).await?;
+        crate::bootstrap::recover(&engine)?;
+        let master = engine.this_host();
+        engine.attach_driver(&master, engine.local.clone()).await?;
         if let Some(dir) = &config.tiny_guest {
             engine.register_tiny_guest(dir)?;
         }
         crate::monitor::spawn(&engine);
+        crate::ha::spawn(&engine);
+        engine.reconnect_all();
         Ok(engine)
     }
 
@@ -269,10 +300,15 @@ impl Engine {
         self.gen_tx.subscribe()
     }
 
-    /// The local host's reference.
+    /// The pool master's reference: the host this engine runs beside.
     pub fn this_host(&self) -> Ref {
-        self.read(|db| db.all("host").next().map(|h| h.r.clone()))
-            .unwrap_or_else(|| drover_model::NULL_REF.into())
+        self.read(|db| {
+            db.all("pool")
+                .next()
+                .map(|p| Ref::from(p.str("master")))
+                .or_else(|| db.all("host").next().map(|h| h.r.clone()))
+        })
+        .unwrap_or_else(|| drover_model::NULL_REF.into())
     }
 }
 

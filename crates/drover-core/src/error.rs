@@ -369,6 +369,59 @@ pub enum CoreError {
     /// The host is disabled (in maintenance) and accepts no new guests.
     #[error("host {0} is disabled")]
     HostDisabled(String),
+    /// The engine has no connection to the host now.
+    #[error("host {0} is offline")]
+    HostOffline(String),
+    /// The host still runs guests.
+    #[error("host {host} still runs VM {vm}")]
+    HostHasResidentVms {
+        /// The host.
+        host: String,
+        /// One of its guests.
+        vm: String,
+    },
+    /// Enrolling or reaching a joining host failed.
+    #[error("cannot join the host: {0}")]
+    JoiningHostConnectionFailed(String),
+    /// No host of the pool can run the VM now.
+    #[error("no host can run VM {vm}: {reason}")]
+    NoHostsAvailable {
+        /// The VM.
+        vm: String,
+        /// Why each host was refused.
+        reason: String,
+    },
+    /// A host the VM would run on cannot reach one of its disks' SRs.
+    #[error("VM {vm} needs SR {sr}, which the host cannot reach")]
+    VmRequiresSr {
+        /// The VM.
+        vm: String,
+        /// The SR.
+        sr: String,
+    },
+    /// Some guests of the host cannot be moved away.
+    #[error("cannot evacuate the host: {0}")]
+    CannotEvacuateHost(String),
+    /// The host's power-management agent failed.
+    #[error("power management of host {host} failed: {reason}")]
+    PowerManagementFailed {
+        /// The host.
+        host: String,
+        /// What the agent said.
+        reason: String,
+    },
+    /// A live migration failed; the guest keeps running where it was.
+    #[error("migration of VM {vm} failed: {reason}")]
+    VmMigrateFailed {
+        /// The VM.
+        vm: String,
+        /// The source host.
+        from: String,
+        /// The destination host.
+        destination: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// An internal invariant failed.
     #[error("internal error: {0}")]
     Internal(String),

@@ -3,9 +3,11 @@
 
 use drover_model::Value;
 
+use crate::audit::{codes, Severity};
 use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
-use crate::ops::Reply;
+use crate::fence::PowerAction;
+use crate::ops::{Ctx, Reply};
 
 /// A host operation.
 #[derive(Debug, Clone)]
@@ -22,6 +24,19 @@ pub enum HostAction {
     Disable,
     /// Accepts new guests again.
     Enable,
+    /// Live-migrates every guest away, where the scheduler places them.
+    Evacuate,
+    /// Sets the host's power management: agent type (empty: none) and its options.
+    SetPowerOnMode {
+        /// The agent type.
+        mode: String,
+        /// The agent's options.
+        config: Vec<(String, String)>,
+    },
+    /// Switches the host on through its power management.
+    PowerOn,
+    /// Removes the host from the pool (XenAPI `pool.eject`).
+    Eject,
 }
 
 impl HostAction {
@@ -34,22 +49,26 @@ impl HostAction {
             HostAction::GetManagementInterface => "get_management_interface",
             HostAction::Disable => "disable",
             HostAction::Enable => "enable",
+            HostAction::Evacuate => "evacuate",
+            HostAction::SetPowerOnMode { .. } => "set_power_on_mode",
+            HostAction::PowerOn => "power_on",
+            HostAction::Eject => "eject",
         }
     }
 }
 
 impl Engine {
-    pub(crate) async fn host_action(&self, host: &str, action: HostAction) -> Result<Reply> {
+    pub(crate) async fn host_action(
+        &self,
+        ctx: &Ctx<'_>,
+        host: &str,
+        action: HostAction,
+    ) -> Result<Reply> {
         self.get("host", host)?;
-        if *self.this_host() != *host {
-            return Err(CoreError::OperationNotAllowed(format!(
-                "host {host} is not reachable"
-            )));
-        }
         Ok(match action {
-            HostAction::ComputeFreeMemory => {
-                Reply::Value(Value::Int(self.host.metrics().await.memory_free as i64))
-            }
+            HostAction::ComputeFreeMemory => Reply::Value(Value::Int(
+                self.driver(host)?.metrics().await.memory_free as i64,
+            )),
             HostAction::GetServertime | HostAction::GetServerLocaltime => {
                 Reply::Value(Value::DateTime(now()))
             }
@@ -68,6 +87,23 @@ impl Engine {
                 self.write(|t| t.set("host", host, "enabled", Value::Bool(enabled)))?;
                 Reply::Void
             }
+            HostAction::Evacuate => {
+                self.evacuate(ctx, host).await?;
+                Reply::Void
+            }
+            HostAction::SetPowerOnMode { mode, config } => {
+                self.set_power_on_mode(host, &mode, config)?;
+                Reply::Void
+            }
+            HostAction::PowerOn => {
+                self.power(host, PowerAction::On).await?;
+                self.set_host_state(host, None, false)?;
+                Reply::Void
+            }
+            HostAction::Eject => {
+                self.eject_host(host).await?;
+                Reply::Void
+            }
         })
     }
 
@@ -76,6 +112,56 @@ impl Engine {
         match self.read(|db| db.get("host", host).map(|h| h.bool("enabled"))) {
             Some(false) => Err(CoreError::HostDisabled(host.to_string())),
             _ => Ok(()),
+        }
+    }
+}
+
+impl Engine {
+    /// Live-migrates every guest of `host` to the hosts the scheduler picks. A guest that
+    /// cannot move is reported in the audit log (oVirt's "cannot switch to maintenance") and
+    /// fails the evacuation with `CANNOT_EVACUATE_HOST`; the others move all the same.
+    pub(crate) async fn evacuate(&self, ctx: &Ctx<'_>, host: &str) -> Result<()> {
+        self.get("host", host)?;
+        let plan = drover_sched::evacuate(&self.cluster(), &drover_sched::HostId::from(host))
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let mut stuck: Vec<String> = Vec::new();
+        for (vm, why) in &plan.stuck {
+            let name = self
+                .get("VM", vm.as_str())
+                .map(|v| v.str("name_label").to_string())
+                .unwrap_or_else(|_| vm.to_string());
+            let msg = format!("VM {name} cannot be moved off the host: {why}");
+            self.audit_system(
+                codes::VDS_MAINTENANCE_FAILED,
+                Severity::Warning,
+                "host",
+                host,
+                &format!("Host cannot enter maintenance yet: {msg}"),
+            );
+            stuck.push(msg);
+        }
+        for m in plan.migrations {
+            let sub = ctx.child();
+            if let Err(e) = self
+                .pool_migrate(&sub, m.vm.as_str(), Some(m.to.as_str()))
+                .await
+            {
+                let msg = format!("VM {} could not be migrated: {e}", m.vm);
+                self.audit_system(
+                    codes::VDS_MAINTENANCE_FAILED,
+                    Severity::Warning,
+                    "host",
+                    host,
+                    &format!("Host cannot enter maintenance yet: {msg}"),
+                );
+                stuck.push(msg);
+            }
+            ctx.checkpoint()?;
+        }
+        if stuck.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::CannotEvacuateHost(stuck.join("; ")))
         }
     }
 }

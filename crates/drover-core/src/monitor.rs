@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_host::{GuestEvent, GuestMetrics};
+use drover_host::{GuestEvent, GuestMetrics, HostDriver};
 use drover_model::Value;
 
 use crate::db::Ref;
@@ -16,24 +16,40 @@ use crate::txn::Txn;
 /// How often metrics are refreshed.
 const METRICS_PERIOD: Duration = Duration::from_secs(5);
 
-pub(crate) fn spawn(engine: &Arc<Engine>) {
+/// Follows the guest events of a host while the engine holds this driver for it.
+pub(crate) fn follow_events(engine: &Arc<Engine>, host: &Ref, driver: &Arc<dyn HostDriver>) {
     let weak = Arc::downgrade(engine);
-    let mut events = engine.host.subscribe();
+    let mut events = driver.subscribe();
+    let (host, driver) = (host.clone(), Arc::downgrade(driver));
     tokio::spawn(async move {
         while let Ok(ev) = events.recv().await {
             let Some(engine) = weak.upgrade() else { return };
+            let current = engine.driver(&host).ok();
+            let same = match (current, driver.upgrade()) {
+                (Some(c), Some(d)) => Arc::ptr_eq(&c, &d),
+                _ => false,
+            };
+            if !same {
+                return;
+            }
             let GuestEvent::Exited { uuid, reason } = ev;
-            engine.guest_exited(&uuid, &reason);
+            engine.guest_exited(&host, &uuid, &reason);
         }
     });
+}
+
+/// Refreshes the metrics of every connected host periodically.
+pub(crate) fn spawn(engine: &Arc<Engine>) {
     let weak = Arc::downgrade(engine);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(METRICS_PERIOD);
         loop {
             tick.tick().await;
             let Some(engine) = weak.upgrade() else { return };
-            engine.refresh_metrics().await;
-            engine.refresh_pif_metrics().await;
+            for (host, driver) in engine.connected() {
+                engine.refresh_metrics(&host, &driver).await;
+                engine.refresh_pif_metrics(&host, &driver).await;
+            }
         }
     });
 }
@@ -41,7 +57,7 @@ pub(crate) fn spawn(engine: &Arc<Engine>) {
 impl Engine {
     /// A guest stopped without the engine asking (or while it asked): mark its VM halted unless
     /// an operation of the engine is handling it.
-    fn guest_exited(&self, uuid: &str, reason: &str) {
+    fn guest_exited(&self, host: &str, uuid: &str, reason: &str) {
         let _ = self.write(|t| {
             let vm = t
                 .db()
@@ -50,6 +66,9 @@ impl Engine {
                 .map(|r| r.to_string());
             let Some(vm) = vm else { return Ok(()) };
             let obj = t.must("VM", &vm)?;
+            if obj.str("resident_on") != host {
+                return Ok(());
+            }
             let busy = obj
                 .get("current_operations")
                 .as_map()
@@ -64,25 +83,24 @@ impl Engine {
         });
     }
 
-    async fn refresh_metrics(&self) {
-        let host = self.this_host();
-        let hm = self.host.metrics().await;
+    async fn refresh_metrics(&self, host: &Ref, driver: &Arc<dyn HostDriver>) {
+        let hm = driver.metrics().await;
         let running: Vec<(String, String)> = self.read(|db| {
             db.all("VM")
-                .filter(|v| v.str("resident_on") == &*host)
+                .filter(|v| v.str("resident_on") == &**host)
                 .map(|v| (v.r.to_string(), v.uuid().to_string()))
                 .collect()
         });
         let mut figures = Vec::new();
         for (vm, uuid) in running {
-            if let Ok(m) = self.host.guest_metrics(&uuid).await {
+            if let Ok(m) = driver.guest_metrics(&uuid).await {
                 figures.push((vm, m));
             }
         }
         let made = self.write(|t| {
             for (vm, m) in &figures {
                 if t.get("VM", vm)
-                    .is_some_and(|v| v.str("resident_on") == &*host)
+                    .is_some_and(|v| v.str("resident_on") == &**host)
                 {
                     add_metrics_records(t, vm, m)?;
                 }
@@ -93,7 +111,7 @@ impl Engine {
             tracing::warn!(error = %e, "could not record new guest metrics");
         }
         let _ = self.write_volatile(|t| {
-            let hmr = t.must("host", &host)?.str("metrics").to_string();
+            let hmr = t.must("host", host)?.str("metrics").to_string();
             if t.get("host_metrics", &hmr).is_some() {
                 t.set(
                     "host_metrics",
@@ -106,7 +124,7 @@ impl Engine {
             let cpus: Vec<(String, i64)> = t
                 .db()
                 .all("host_cpu")
-                .filter(|c| c.str("host") == &*host)
+                .filter(|c| c.str("host") == &**host)
                 .map(|c| (c.r.to_string(), c.int("number")))
                 .collect();
             for (c, n) in cpus {
@@ -119,7 +137,7 @@ impl Engine {
             }
             for (vm, m) in &figures {
                 if t.get("VM", vm)
-                    .is_some_and(|v| v.str("resident_on") == &*host)
+                    .is_some_and(|v| v.str("resident_on") == &**host)
                 {
                     record_guest(t, vm, m)?;
                 }

@@ -60,6 +60,14 @@ pub enum Op {
         /// Field.
         field: String,
     },
+    /// Enrols the host agent at `address` (`HOST:PORT`) with its one-time enrolment secret
+    /// and adds it to the pool.
+    PoolJoin {
+        /// Where the host agent listens.
+        address: String,
+        /// Its one-time enrolment secret.
+        secret: String,
+    },
     /// Sets a read/write field.
     SetField {
         /// Class.
@@ -252,12 +260,24 @@ pub struct Ctx<'a> {
     pub caller: &'a Caller,
     /// The task this operation runs as (a real task object for asynchronous calls).
     pub task: Ref,
-    cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
     tracked: bool,
     started: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl Ctx<'_> {
+    /// A part of this operation run as an operation of its own (a migration of an
+    /// evacuation): the same caller, its own identity, cancelled with this one.
+    pub(crate) fn child(&self) -> Ctx<'_> {
+        Ctx {
+            caller: self.caller,
+            task: new_ref(),
+            cancel: self.cancel.child_token(),
+            tracked: false,
+            started: std::sync::Mutex::new(None),
+        }
+    }
+
     /// Tells a waiting `submit` that the operation has marked its objects busy, so the caller
     /// sees `current_operations` as soon as it has the task.
     pub(crate) fn started(&self) {
@@ -315,7 +335,12 @@ impl Op {
                 (c, m.into())
             }
             Op::Vm { action, .. } => ("VM", action.message().into()),
+            Op::Host {
+                action: crate::host::HostAction::Eject,
+                ..
+            } => ("pool", "eject".into()),
             Op::Host { action, .. } => ("host", action.message().into()),
+            Op::PoolJoin { .. } => ("pool", "join".into()),
             Op::Vdi { action, .. } => ("VDI", action.message().into()),
             Op::Vbd { action, .. } => ("VBD", action.message().into()),
             Op::Sr { action, .. } => ("SR", action.message().into()),
@@ -508,7 +533,10 @@ impl Engine {
                 Ok(Reply::Void)
             }
             Op::Vm { vm, action } => self.vm_action(ctx, &vm, action).await,
-            Op::Host { host, action } => self.host_action(&host, action).await,
+            Op::Host { host, action } => self.host_action(ctx, &host, action).await,
+            Op::PoolJoin { address, secret } => {
+                self.join_host(&address, &secret).await.map(Reply::Ref)
+            }
             Op::Vdi { vdi, action } => self.vdi_action(ctx, &vdi, action).await,
             Op::Vbd { vbd, action } => self.vbd_action(ctx, &vbd, action).await,
             Op::Sr { sr, action } => self.sr_action(ctx, &sr, action).await,

@@ -15,7 +15,6 @@ impl Engine {
     pub(crate) async fn remove_vm(&self, ctx: &Ctx<'_>, vm: &str, keep_disks: bool) -> Result<()> {
         require_halted(&*self.get("VM", vm)?)?;
         let obj = self.begin(ctx, vm, "destroy")?;
-        let host = self.this_host();
         let nets = self.read(|db| {
             let family = std::iter::once(&*obj).chain(db.members(&obj, "snapshots", "VM"));
             crate::network::distinct(
@@ -25,7 +24,7 @@ impl Engine {
             )
         });
         let removed = self
-            .net_change(&nets, |t| remove_records(t, vm, keep_disks, &host))
+            .net_change(&nets, |t| remove_records(t, vm, keep_disks))
             .await;
         match removed {
             Ok(images) => {
@@ -42,12 +41,7 @@ impl Engine {
 
 /// Checks a VM's removal and deletes its records with those of its snapshots and of the disks
 /// that go with them; answers those disks' images (SR, location).
-fn remove_records(
-    t: &mut Txn,
-    vm: &str,
-    keep_disks: bool,
-    host: &str,
-) -> Result<Vec<(String, String)>> {
+fn remove_records(t: &mut Txn, vm: &str, keep_disks: bool) -> Result<Vec<(String, String)>> {
     let obj = t.must("VM", vm)?.clone();
     require_halted(&obj)?;
     let snapshots: Vec<Obj> = t
@@ -78,7 +72,7 @@ fn remove_records(
         let attached = t
             .db()
             .all("PBD")
-            .any(|p| p.str("SR") == sr && p.str("host") == host && p.bool("currently_attached"));
+            .any(|p| p.str("SR") == sr && p.bool("currently_attached"));
         if !attached {
             return Err(CoreError::SrNotAttached(sr.into()));
         }

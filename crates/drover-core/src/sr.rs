@@ -1,6 +1,9 @@
 //! Storage repositories: creating, introducing, forgetting and destroying SRs, plugging their
 //! PBDs, and scanning them for images.
 
+use std::sync::Arc;
+
+use drover_host::HostDriver;
 use drover_model::{Value, NULL_REF};
 
 use crate::db::{Obj, Ref};
@@ -167,7 +170,7 @@ impl Engine {
         match action {
             PbdAction::Plug => {
                 if !obj.bool("currently_attached") {
-                    self.host
+                    self.driver(obj.str("host"))?
                         .sr_attach(&sr, &pbd_location(&obj))
                         .await
                         .map_err(|e| CoreError::SrBackendFailure {
@@ -181,7 +184,7 @@ impl Engine {
             PbdAction::Unplug => {
                 if obj.bool("currently_attached") {
                     self.refuse_if_in_use(&sr, "unplug")?;
-                    self.host
+                    self.driver(obj.str("host"))?
                         .sr_detach(&sr)
                         .await
                         .map_err(|e| self.host_error(e, "unplug"))?;
@@ -220,39 +223,56 @@ impl Engine {
                 value: String::new(),
             })?;
         let r = new_ref();
-        let info =
-            self.host
-                .sr_attach(&r, &location)
-                .await
-                .map_err(|e| CoreError::SrBackendFailure {
-                    sr: r.to_string(),
-                    reason: e.to_string(),
-                })?;
+        // A shared SR is attached on every connected host, each with its PBD.
+        let shared = spec.shared || spec.kind == "shared";
+        let mut hosts: Vec<(Ref, Arc<dyn HostDriver>)> =
+            vec![(Ref::from(host), self.driver(host)?)];
+        if shared {
+            hosts.extend(self.connected().into_iter().filter(|(h, _)| **h != *host));
+        }
+        let mut attached: Vec<(Ref, Arc<dyn HostDriver>)> = Vec::new();
+        let mut size = 0;
+        for (h, driver) in hosts {
+            match driver.sr_attach(&r, &location).await {
+                Ok(info) => {
+                    size = size.max(info.physical_size);
+                    attached.push((h, driver));
+                }
+                Err(e) => {
+                    for (_, d) in &attached {
+                        let _ = d.sr_detach(&r).await;
+                    }
+                    return Err(CoreError::SrBackendFailure {
+                        sr: r.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
         let made = self.write(|t| {
             let sr = create_sr_record(t, r.clone(), &spec)?;
-            t.set(
-                "SR",
-                &sr,
-                "physical_size",
-                Value::Int(info.physical_size as i64),
-            )?;
-            t.create(
-                "PBD",
-                vec![
-                    ("host", Value::str(host)),
-                    ("SR", Value::str(&*sr)),
-                    (
-                        "device_config",
-                        Value::string_map(device_config.iter().cloned()),
-                    ),
-                    ("currently_attached", Value::Bool(true)),
-                ],
-            )?;
+            t.set("SR", &sr, "physical_size", Value::Int(size as i64))?;
+            for (h, _) in &attached {
+                t.create(
+                    "PBD",
+                    vec![
+                        ("host", Value::str(&**h)),
+                        ("SR", Value::str(&*sr)),
+                        (
+                            "device_config",
+                            Value::string_map(device_config.iter().cloned()),
+                        ),
+                        ("currently_attached", Value::Bool(true)),
+                    ],
+                )?;
+            }
             Ok(sr)
         });
         if let Err(e) = made {
-            if let Err(d) = self.host.sr_detach(&r).await {
-                tracing::warn!(sr = %r, error = %d, "could not detach a storage repository");
+            for (_, d) in &attached {
+                if let Err(d) = d.sr_detach(&r).await {
+                    tracing::warn!(sr = %r, error = %d, "could not detach a storage repository");
+                }
             }
             return Err(e);
         }
@@ -296,15 +316,8 @@ impl Engine {
             return Err(CoreError::SrNotEmpty);
         }
         self.refuse_if_in_use(sr, op)?;
-        let host = self.this_host();
-        let attached = self.read(|db| {
-            obj.refs("PBDs").iter().any(|p| {
-                db.get("PBD", p)
-                    .is_some_and(|p| p.str("host") == &*host && p.bool("currently_attached"))
-            })
-        });
-        if attached {
-            self.host
+        for host in self.sr_hosts(sr) {
+            self.driver(&host)?
                 .sr_detach(sr)
                 .await
                 .map_err(|e| self.host_error(e, op))?;
@@ -338,7 +351,7 @@ impl Engine {
     pub(crate) async fn scan_sr(&self, sr: &str) -> Result<()> {
         self.require_attached(sr)?;
         let images = self
-            .host
+            .sr_driver(sr)?
             .sr_scan(sr)
             .await
             .map_err(|e| self.host_error(e, "scan"))?;

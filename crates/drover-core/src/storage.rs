@@ -1,6 +1,8 @@
 //! Storage: VDIs (disk images on the host) and VBDs (a VM's view of a VDI).
 
-use drover_host::{ByteSource, DiskSpec, HostError, ImageFormat, ImageInfo};
+use std::sync::Arc;
+
+use drover_host::{ByteSource, DiskSpec, HostDriver, HostError, ImageFormat, ImageInfo};
 use drover_model::{Value, NULL_REF};
 
 use crate::auth::Caller;
@@ -219,13 +221,7 @@ impl Engine {
 
     /// Fails with `SR_NOT_ATTACHED` unless the SR is plugged into this host.
     pub(crate) fn require_attached(&self, sr: &str) -> Result<()> {
-        let host = self.this_host();
-        let attached = self.read(|db| {
-            db.all("PBD").any(|p| {
-                p.str("SR") == sr && p.str("host") == &*host && p.bool("currently_attached")
-            })
-        });
-        if attached {
+        if !self.sr_hosts(sr).is_empty() {
             Ok(())
         } else {
             Err(CoreError::SrNotAttached(sr.into()))
@@ -251,7 +247,7 @@ impl Engine {
         self.require_attached(sr)?;
         let uuid = new_uuid();
         let info = self
-            .host
+            .sr_driver(sr)?
             .image_create(sr, &uuid, size as u64, format)
             .await
             .map_err(|e| self.host_error(e, "create"))?;
@@ -291,6 +287,16 @@ impl Engine {
         }
     }
 
+    /// A connected host on which both SRs are plugged.
+    fn driver_of_both(&self, a: &str, b: &str) -> Result<Arc<dyn HostDriver>> {
+        let on_b = self.sr_hosts(b);
+        self.sr_hosts(a)
+            .into_iter()
+            .filter(|h| on_b.contains(h))
+            .find_map(|h| self.driver(&h).ok())
+            .ok_or_else(|| CoreError::SrNotAttached(b.into()))
+    }
+
     /// Makes a new image from a VDI's: a thin clone on its SR, or a full copy onto `to`.
     pub(crate) async fn copy_image(&self, vdi: &Obj, to: Option<&str>) -> Result<NewImage> {
         let sr = vdi.str("SR");
@@ -299,9 +305,14 @@ impl Engine {
         let (target, op, info) = match to {
             Some(to) => {
                 self.require_attached(to)?;
-                (to, "copy", self.host.image_copy(sr, &src, to, &uuid).await)
+                let host = self.driver_of_both(sr, to)?;
+                (to, "copy", host.image_copy(sr, &src, to, &uuid).await)
             }
-            None => (sr, "clone", self.host.image_clone(sr, &src, &uuid).await),
+            None => (
+                sr,
+                "clone",
+                self.sr_driver(sr)?.image_clone(sr, &src, &uuid).await,
+            ),
         };
         let info = info.map_err(|e| self.host_error(e, op))?;
         Ok(NewImage {
@@ -313,11 +324,11 @@ impl Engine {
 
     /// Deletes an image that no record names.
     pub(crate) async fn discard_image(&self, image: &NewImage) {
-        if let Err(e) = self
-            .host
-            .image_destroy(&image.sr, &image.info.location)
-            .await
-        {
+        let Ok(host) = self.sr_driver(&image.sr) else {
+            tracing::warn!(sr = %image.sr, "no host reaches the SR of an image to discard");
+            return;
+        };
+        if let Err(e) = host.image_destroy(&image.sr, &image.info.location).await {
             tracing::warn!(image = %image.info.location, error = %e, "could not delete a disk image");
         }
     }
@@ -342,7 +353,11 @@ impl Engine {
     /// SRs' figures. An image the host cannot delete is reported and left for a scan to find.
     pub(crate) async fn delete_images(&self, images: &[(String, String)]) {
         for (sr, image) in images {
-            if let Err(e) = self.host.image_destroy(sr, image).await {
+            let Ok(host) = self.sr_driver(sr) else {
+                tracing::warn!(%image, "no host reaches the SR of a disk image to delete");
+                continue;
+            };
+            if let Err(e) = host.image_destroy(sr, image).await {
                 tracing::warn!(%image, error = %e, "could not delete a disk image");
             }
         }
@@ -356,7 +371,8 @@ impl Engine {
 
     /// Updates an SR's size figures from the host.
     pub(crate) async fn refresh_sr(&self, sr: &str) {
-        if let Ok(info) = self.host.storage_info(sr).await {
+        let Ok(host) = self.sr_driver(sr) else { return };
+        if let Ok(info) = host.storage_info(sr).await {
             let _ = self.write_volatile(|t| {
                 if t.get("SR", sr).is_none() {
                     return Ok(());
@@ -448,7 +464,7 @@ impl Engine {
         let sr = obj.str("SR").to_string();
         self.require_attached(&sr)?;
         let info = self
-            .host
+            .sr_driver(&sr)?
             .image_import(&sr, &image_location(&obj), format, data)
             .await
             .map_err(|e| match e {
@@ -473,7 +489,7 @@ impl Engine {
         }
         let sr = obj.str("SR").to_string();
         self.require_attached(&sr)?;
-        self.host
+        self.sr_driver(&sr)?
             .image_export(&sr, &image_location(&obj))
             .await
             .map_err(|e| self.host_error(e, "export"))
@@ -542,7 +558,7 @@ impl Engine {
                     });
                 }
                 let info = self
-                    .host
+                    .sr_driver(&sr)?
                     .image_resize(&sr, &image_location(&obj), size as u64)
                     .await
                     .map_err(|e| self.host_error(e, "resize"))?;
@@ -589,7 +605,8 @@ impl Engine {
                 }
                 if live {
                     let location = image_location(&media);
-                    self.host
+                    self.resident(&vm)?
+                        .1
                         .media_change(
                             vm.uuid(),
                             obj.str("userdevice"),
@@ -612,7 +629,8 @@ impl Engine {
                     return Err(CoreError::VbdIsEmpty(vbd.into()));
                 }
                 if live {
-                    self.host
+                    self.resident(&vm)?
+                        .1
                         .media_change(vm.uuid(), obj.str("userdevice"), None)
                         .await
                         .map_err(|e| self.host_error(e, "eject"))?;
@@ -634,7 +652,14 @@ impl Engine {
         let vbds = [vbd.r.clone()];
         self.write(|t| claim_disks(t, &vm.r, &vbds, "plug"))?;
         let spec = self.read(|db| disk_spec(db, vbd));
-        if let Err(e) = self.host.disk_attach(vm.uuid(), &spec).await {
+        let attached = match self.resident(vm) {
+            Ok((_, host)) => host.disk_attach(vm.uuid(), &spec).await,
+            Err(e) => {
+                self.write(|t| release_disks(t, &vbds))?;
+                return Err(e);
+            }
+        };
+        if let Err(e) = attached {
             self.write(|t| release_disks(t, &vbds))?;
             return Err(self.host_error(e, "plug"));
         }
@@ -649,7 +674,8 @@ impl Engine {
         if !vbd.bool("unpluggable") {
             return Err(CoreError::VbdNotUnpluggable(vbd.r.to_string()));
         }
-        self.host
+        self.resident(vm)?
+            .1
             .disk_detach(vm.uuid(), vbd.str("userdevice"))
             .await
             .map_err(|e| self.host_error(e, "unplug"))?;

@@ -58,6 +58,13 @@ pub enum VmAction {
         /// Skip checks.
         force: bool,
     },
+    /// Live-migrate to another host (`None`: the scheduler's choice).
+    PoolMigrate {
+        /// The target host.
+        host: Option<String>,
+    },
+    /// Cancel a live migration under way.
+    CancelMigration,
     /// Restore on a given host.
     ResumeOn {
         /// The host.
@@ -181,6 +188,8 @@ impl VmAction {
             VmAction::Suspend => "suspend",
             VmAction::Resume { .. } => "resume",
             VmAction::ResumeOn { .. } => "resume_on",
+            VmAction::PoolMigrate { .. } => "pool_migrate",
+            VmAction::CancelMigration => "cancel_migration",
             VmAction::Clone { .. } => "clone",
             VmAction::Copy { .. } => "copy",
             VmAction::Snapshot { .. } => "snapshot",
@@ -231,6 +240,7 @@ fn rule(op: &str) -> Option<(&'static [&'static str], bool)> {
         "hard_reboot" => (&["Running", "Paused"], false),
         "suspend" => (&["Running", "Paused"], false),
         "resume" | "resume_on" => (&["Suspended"], false),
+        "pool_migrate" => (&["Running", "Paused"], false),
         "snapshot" => (&["Halted", "Running", "Paused", "Suspended"], false),
         "changing_memory_limits" | "changing_dynamic_range" => (&["Halted", "Running"], true),
         _ => return None,
@@ -264,6 +274,7 @@ const ALL_OPS: &[&str] = &[
     "suspend",
     "resume",
     "resume_on",
+    "pool_migrate",
     "clone",
     "copy",
     "snapshot",
@@ -384,7 +395,7 @@ impl Engine {
     }
 
     /// Runs `body` as operation `op` on a VM: marked busy throughout, unmarked however it ends.
-    async fn guarded<T>(
+    pub(crate) async fn guarded<T>(
         &self,
         ctx: &Ctx<'_>,
         vm: &str,
@@ -458,15 +469,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Fails unless `host` is the host this engine drives.
+    /// Fails unless `host` is a host of the pool the engine is connected to.
     pub(crate) fn check_host(&self, host: &str) -> Result<()> {
-        if *self.this_host() != *host {
-            self.get("host", host)?;
-            return Err(CoreError::OperationNotAllowed(format!(
-                "host {host} is not reachable from this engine"
-            )));
+        self.driver(host).map(drop)
+    }
+
+    /// The host a VM starts or resumes on: the one asked for, which must accept new guests
+    /// (the host itself then checks its memory), or else its affinity host when the scheduler
+    /// lets it run there, or else the scheduler's choice. A pool of one host always offers
+    /// that host, so that its own refusal says why.
+    fn start_host(&self, vm: &Obj, target: Option<&str>) -> Result<Ref> {
+        if let Some(h) = target {
+            self.require_enabled(h)?;
+            return Ok(Ref::from(h));
         }
-        Ok(())
+        let hosts: Vec<Ref> = self.read(|db| db.all("host").map(|h| h.r.clone()).collect());
+        if let [only] = hosts.as_slice() {
+            self.require_enabled(only)?;
+            return Ok(only.clone());
+        }
+        let affinity = vm.str("affinity");
+        let preferred = hosts.iter().any(|h| **h == *affinity)
+            && self.require_enabled(affinity).is_ok()
+            && self.check_host_for(vm, affinity, None).is_ok();
+        if preferred {
+            return Ok(Ref::from(affinity));
+        }
+        self.choose_host(vm, None)
     }
 
     pub(crate) async fn vm_action(
@@ -475,15 +504,16 @@ impl Engine {
         vm: &str,
         action: VmAction,
     ) -> Result<Reply> {
-        let host = self.this_host();
         match action {
-            VmAction::Start { paused, .. } => self.start(ctx, vm, paused, "start").await,
+            VmAction::Start { paused, .. } => self.start(ctx, vm, paused, "start", None).await,
             VmAction::StartOn {
                 host: h, paused, ..
             } => {
                 self.check_host(&h)?;
-                self.start(ctx, vm, paused, "start_on").await
+                self.start(ctx, vm, paused, "start_on", Some(&h)).await
             }
+            VmAction::PoolMigrate { host } => self.pool_migrate(ctx, vm, host.as_deref()).await,
+            VmAction::CancelMigration => self.cancel_migration(vm).map(|()| Reply::Void),
             VmAction::Pause => self.simple(ctx, vm, "pause", "Paused").await,
             VmAction::Unpause => self.simple(ctx, vm, "unpause", "Running").await,
             VmAction::CleanShutdown | VmAction::HardShutdown | VmAction::ShutdownWithin { .. } => {
@@ -504,15 +534,16 @@ impl Engine {
                 self.guarded(ctx, vm, op, async {
                     if suspended {
                         self.discard_suspend_image(&obj).await?;
-                    } else if let Some(limit) = within {
-                        let clean = tokio::time::timeout(limit, self.host.shutdown(&uuid, false));
-                        if !matches!(clean.await, Ok(Ok(()))) {
-                            self.waiting(&vmr, op, self.host.shutdown(&uuid, true))
-                                .await?;
-                        }
                     } else {
-                        self.waiting(&vmr, op, self.host.shutdown(&uuid, hard))
-                            .await?;
+                        let (_, host) = self.resident(&obj)?;
+                        if let Some(limit) = within {
+                            let clean = tokio::time::timeout(limit, host.shutdown(&uuid, false));
+                            if !matches!(clean.await, Ok(Ok(()))) {
+                                self.waiting(&vmr, op, host.shutdown(&uuid, true)).await?;
+                            }
+                        } else {
+                            self.waiting(&vmr, op, host.shutdown(&uuid, hard)).await?;
+                        }
                     }
                     Ok(((), Box::new(move |t: &mut Txn| halt(t, &vmr)) as Box<_>))
                 })
@@ -525,7 +556,8 @@ impl Engine {
                 let obj = self.begin(ctx, vm, op)?;
                 let vmr = vm.to_string();
                 self.guarded(ctx, vm, op, async {
-                    self.waiting(&vmr, op, self.host.reboot(obj.uuid(), hard))
+                    let (_, host) = self.resident(&obj)?;
+                    self.waiting(&vmr, op, host.reboot(obj.uuid(), hard))
                         .await?;
                     let commit = move |t: &mut Txn| {
                         t.set("VM", &vmr, "power_state", Value::str("Running"))?;
@@ -541,12 +573,12 @@ impl Engine {
                 Ok(Reply::Void)
             }
             VmAction::Suspend => self.suspend(ctx, vm).await,
-            VmAction::Resume { paused, .. } => self.resume(ctx, vm, paused, "resume").await,
+            VmAction::Resume { paused, .. } => self.resume(ctx, vm, paused, "resume", None).await,
             VmAction::ResumeOn {
                 host: h, paused, ..
             } => {
                 self.check_host(&h)?;
-                self.resume(ctx, vm, paused, "resume_on").await
+                self.resume(ctx, vm, paused, "resume_on", Some(&h)).await
             }
             VmAction::Clone { name } => self
                 .duplicate(ctx, vm, &name, crate::clone::Mode::Clone)
@@ -619,7 +651,8 @@ impl Engine {
                             value: n.to_string(),
                         });
                     }
-                    self.host
+                    self.resident(&obj)?
+                        .1
                         .set_vcpus(obj.uuid(), n as u32)
                         .await
                         .map_err(|e| self.host_error(e, "changing_VCPUs_live"))?;
@@ -717,14 +750,20 @@ impl Engine {
                 Ok(Reply::Value(Value::Set(free)))
             }
             VmAction::GetPossibleHosts => {
-                self.get("VM", vm)?;
-                Ok(Reply::Refs(vec![host]))
+                let o = self.get("VM", vm)?;
+                let hosts = self.read(|db| db.all("host").map(|h| h.r.clone()).collect::<Vec<_>>());
+                Ok(Reply::Refs(
+                    hosts
+                        .into_iter()
+                        .filter(|h| self.check_host_for(&o, h, None).is_ok())
+                        .collect(),
+                ))
             }
             VmAction::AssertCanBootHere { host: h } => {
                 let o = self.get("VM", vm)?;
                 self.check_host(&h)?;
                 self.check_startable(&o)?;
-                let free = self.host.metrics().await.memory_free;
+                let free = self.driver(&h)?.metrics().await.memory_free;
                 let needed = o.int("memory_dynamic_max").max(0) as u64;
                 if needed > free {
                     return Err(CoreError::HostNotEnoughFreeMemory {
@@ -737,17 +776,24 @@ impl Engine {
         }
     }
 
-    async fn start(&self, ctx: &Ctx<'_>, vm: &str, paused: bool, op: &str) -> Result<Reply> {
+    async fn start(
+        &self,
+        ctx: &Ctx<'_>,
+        vm: &str,
+        paused: bool,
+        op: &str,
+        target: Option<&str>,
+    ) -> Result<Reply> {
         let obj = self.begin(ctx, vm, op)?;
-        let host = self.this_host();
         let vmr = vm.to_string();
         let base = self.console_base.clone();
         self.guarded(ctx, vm, op, async {
-            self.require_enabled(&host)?;
             self.check_startable(&obj)?;
+            let host = self.start_host(&obj, target)?;
+            let driver = self.driver(&host)?;
             let (spec, vifs) = self.guest_spec(&obj, false)?;
             ctx.checkpoint()?;
-            self.with_disks(&obj, op, self.host.start(&spec, paused))
+            self.with_disks(&obj, op, driver.start(&spec, paused))
                 .await?;
             let state = if paused { "Paused" } else { "Running" };
             let vcpus = spec.vcpus as i64;
@@ -767,10 +813,11 @@ impl Engine {
         let vmr = vm.to_string();
         self.guarded(ctx, vm, op, async {
             let uuid = obj.uuid();
+            let (_, host) = self.resident(&obj)?;
             if op == "pause" {
-                self.host.pause(uuid).await
+                host.pause(uuid).await
             } else {
-                self.host.unpause(uuid).await
+                host.unpause(uuid).await
             }
             .map_err(|e| self.host_error(e, op))?;
             let commit = move |t: &mut Txn| t.set("VM", &vmr, "power_state", Value::str(to));
@@ -799,12 +846,12 @@ impl Engine {
                 )
                 .await?;
             let image = image_location(&*self.get("VDI", &vdi)?);
-            if let Err(e) = self.host.suspend(obj.uuid(), &sr, &image).await {
+            let (_, host) = self.resident(&obj)?;
+            if let Err(e) = host.suspend(obj.uuid(), &sr, &image).await {
                 self.forget_vdi(&vdi).await;
                 return Err(self.host_error(e, "suspend"));
             }
-            let used = self
-                .host
+            let used = host
                 .image_info(&sr, &image)
                 .await
                 .map(|i| i.physical_utilisation as i64)
@@ -830,13 +877,20 @@ impl Engine {
         Ok(Reply::Void)
     }
 
-    async fn resume(&self, ctx: &Ctx<'_>, vm: &str, paused: bool, op: &str) -> Result<Reply> {
+    async fn resume(
+        &self,
+        ctx: &Ctx<'_>,
+        vm: &str,
+        paused: bool,
+        op: &str,
+        target: Option<&str>,
+    ) -> Result<Reply> {
         let obj = self.begin(ctx, vm, op)?;
-        let host = self.this_host();
         let vmr = vm.to_string();
         let base = self.console_base.clone();
         self.guarded(ctx, vm, op, async {
-            self.require_enabled(&host)?;
+            let host = self.start_host(&obj, target)?;
+            let driver = self.driver(&host)?;
             let suspend_vdi = obj.str("suspend_VDI");
             let Some(image) = self
                 .get("VDI", suspend_vdi)
@@ -850,7 +904,7 @@ impl Engine {
             self.with_disks(
                 &obj,
                 op,
-                self.host.resume(&spec, image.str("SR"), &location, paused),
+                driver.resume(&spec, image.str("SR"), &location, paused),
             )
             .await?;
             self.forget_vdi(&image.r).await;

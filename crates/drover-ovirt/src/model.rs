@@ -100,6 +100,11 @@ pub fn vm_status(vm: &Obj) -> &'static str {
 
 /// oVirt's status of a host.
 pub fn host_status(host: &Obj, metrics_live: bool) -> &'static str {
+    match host.other(drover_core::STATE_KEY) {
+        Some("non_responsive") => return "non_responsive",
+        Some("down" | "powered_off") => return "down",
+        _ => {}
+    }
     if !host.bool("enabled") {
         let has_guests = !host.refs("resident_VMs").is_empty();
         return if has_guests {

@@ -377,6 +377,13 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
             host: a.str(3)?,
             tag: a.int(4)?,
         }),
+        // Drover's pool.join is sent to the pool's engine: it enrols the host agent at
+        // `master_address` (HOST:PORT) with its one-time secret as `master_password`.
+        ("pool", "join") | ("pool", "join_force") => Op::PoolJoin {
+            address: a.str(1)?,
+            secret: a.str(3)?,
+        },
+        ("pool", "eject") => host_op(a, HostAction::Eject)?,
         ("pool", "create_VLAN") => Op::Net(NetOp::PoolCreateVlan {
             device: a.str(1)?,
             network: a.str(2)?,
@@ -564,6 +571,15 @@ fn to_op(class: &'static str, message: &str, a: &Args) -> Result<(Routed, Type),
         ("host", "get_management_interface") => host_op(a, HostAction::GetManagementInterface)?,
         ("host", "disable") => host_op(a, HostAction::Disable)?,
         ("host", "enable") => host_op(a, HostAction::Enable)?,
+        ("host", "evacuate") => host_op(a, HostAction::Evacuate)?,
+        ("host", "power_on") => host_op(a, HostAction::PowerOn)?,
+        ("host", "set_power_on_mode") => host_op(
+            a,
+            HostAction::SetPowerOnMode {
+                mode: a.str(2)?,
+                config: a.string_map(3)?,
+            },
+        )?,
         ("SR", "scan") => Op::Sr {
             sr: ref_arg(a, 1)?,
             action: SrAction::Scan,
@@ -650,6 +666,9 @@ fn vm_action(m: &str, a: &Args) -> Result<Option<VmAction>, Failure> {
             host: a.str(2)?,
             paused: a.bool(3)?,
             force: a.bool(4)?,
+        },
+        "pool_migrate" => VmAction::PoolMigrate {
+            host: Some(a.str(2)?),
         },
         "pause" => VmAction::Pause,
         "unpause" => VmAction::Unpause,

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod connect;
+mod power;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use drover_agent::{find_qemu, Accel, AccelChoice, AgentConfig, QemuHost};
 use drover_core::{Engine, EngineConfig};
@@ -33,6 +36,9 @@ enum Command {
     Serve(ServeArgs),
     /// Run the host agent as a node that an engine enrols and then drives over mutual TLS.
     Node(NodeArgs),
+    /// The fence agent of `drover node` hosts on this machine (fence-agents convention:
+    /// options on standard input; `plug` is the node's data directory).
+    Fence,
 }
 
 #[derive(clap::Args)]
@@ -139,6 +145,13 @@ struct ServeArgs {
     /// Address of the oVirt REST API v4 (`/ovirt-engine/api` and its SSO; off unless given).
     #[arg(long, value_name = "HOST:PORT")]
     ovirt_listen: Option<SocketAddr>,
+    /// Directory of the `fence_TYPE` power-management agents hosts' `power_on_mode` names
+    /// (the type `drover` is `drover fence`).
+    #[arg(long, default_value = "/usr/sbin")]
+    fence_agents_dir: PathBuf,
+    /// The longest pause of a live migration, in milliseconds.
+    #[arg(long, default_value_t = drover_core::DEFAULT_MAX_DOWNTIME_MS)]
+    max_migration_downtime_ms: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -149,6 +162,9 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Fence) {
+        return power::fence_agent();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -160,6 +176,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Node(args) => node(args).await,
+            Command::Fence => Ok(()),
         }
     });
     match result {
@@ -175,12 +192,8 @@ fn main() -> std::process::ExitCode {
 async fn host_driver(data_dir: &Path, args: &DriverArgs) -> Result<Arc<dyn HostDriver>, String> {
     let sim = || -> Arc<dyn HostDriver> {
         Arc::new(SimHost::new(SimConfig {
-            hostname: hostname(),
-            memory: args.sim_memory_mib << 20,
-            sr_capacity: args.sim_sr_capacity_mib << 20,
-            op_delay: Duration::from_millis(args.sim_op_delay_ms),
             state_file: Some(data_dir.join("sim-host.json")),
-            ..SimConfig::default()
+            ..sim_config(args)
         }))
     };
     let qemu = find_qemu();
@@ -216,6 +229,17 @@ async fn host_driver(data_dir: &Path, args: &DriverArgs) -> Result<Arc<dyn HostD
     let host = QemuHost::open(config).await.map_err(|e| e.to_string())?;
     tracing::info!(accel = host.accel().qemu_arg(), "QEMU host agent ready");
     Ok(Arc::new(host))
+}
+
+/// What a simulated host is like.
+fn sim_config(args: &DriverArgs) -> SimConfig {
+    SimConfig {
+        hostname: hostname(),
+        memory: args.sim_memory_mib << 20,
+        sr_capacity: args.sim_sr_capacity_mib << 20,
+        op_delay: Duration::from_millis(args.sim_op_delay_ms),
+        ..SimConfig::default()
+    }
 }
 
 /// Checks that `--netns NAME` names an existing network namespace.
@@ -312,11 +336,18 @@ fn hostname() -> String {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let host = open_driver(&args.data_dir, &args.driver).await?;
+    let sim = (host.info().driver == "sim").then(|| sim_config(&args.driver));
+    let connector = connect::Connector::new(args.data_dir.clone(), sim)?;
     let config = EngineConfig {
         data_dir: args.data_dir.clone(),
         admin_password: std::env::var("DROVER_ADMIN_PASSWORD").ok(),
         console_base: format!("http://{}", args.listen),
         tiny_guest: tiny_guest(&args.data_dir, &args.driver),
+        connector: Some(Arc::new(connector)),
+        power_manager: Some(Arc::new(power::FenceAgents {
+            dir: args.fence_agents_dir.clone(),
+        })),
+        max_migration_downtime_ms: args.max_migration_downtime_ms,
         ..EngineConfig::default()
     };
     let engine = Engine::open(config, host)
@@ -368,6 +399,9 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("{}: {e}", args.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let pidfile = args.data_dir.join(power::NODE_PIDFILE);
+    std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+        .map_err(|e| format!("{}: {e}", pidfile.display()))?;
     tracing::info!(listen = %bound, data_dir = %args.data_dir.display(), "node ready");
     drover_node::serve(listener, host, Arc::new(identity))
         .await

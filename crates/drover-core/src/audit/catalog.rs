@@ -80,6 +80,17 @@ pub(crate) fn plan(db: &Db, op: &Op) -> Option<Plan> {
         Op::Sr { sr, action } => return sr_plan(db, sr, action),
         Op::Pbd { pbd, action } => (pbd_line(action), "PBD", pbd.clone(), None),
         Op::Host { host, action } => (host_line(action)?, "host", host.clone(), None),
+        Op::PoolJoin { .. } => (
+            line(
+                USER_ADD_VDS,
+                USER_FAILED_ADD_VDS,
+                "add a host to",
+                "{new} was added to the pool by {user}.",
+            ),
+            "pool",
+            db.all("pool").next()?.r.to_string(),
+            Some("host"),
+        ),
         Op::TaskCancel { task } => (
             line(
                 TASK_STOPPING_ASYNC_TASK,
@@ -134,6 +145,30 @@ fn host_line(action: &HostAction) -> Option<Line> {
             "activate",
             "{what} was activated by {user}.",
         )),
+        HostAction::Evacuate => Some(line(
+            USER_VDS_MAINTENANCE,
+            VDS_MAINTENANCE_FAILED,
+            "evacuate",
+            "The guests of {what} were moved away by {user}.",
+        )),
+        HostAction::SetPowerOnMode { .. } => Some(line(
+            USER_UPDATE_VDS,
+            USER_FAILED_UPDATE_VDS,
+            "set the power management of",
+            "The power management of {what} was set by {user}.",
+        )),
+        HostAction::PowerOn => Some(line(
+            USER_UPDATE_VDS,
+            USER_FAILED_UPDATE_VDS,
+            "switch on",
+            "{what} was switched on by {user}.",
+        )),
+        HostAction::Eject => Some(line(
+            USER_REMOVE_VDS,
+            USER_FAILED_REMOVE_VDS,
+            "remove",
+            "{what} was removed from the pool by {user}.",
+        )),
         HostAction::ComputeFreeMemory
         | HostAction::GetServertime
         | HostAction::GetServerLocaltime
@@ -158,6 +193,18 @@ fn vm_line(db: &Db, vm: &str, action: &VmAction) -> Option<(Line, Option<&'stati
             USER_FAILED_RUN_VM,
             "resume",
             "{what} was resumed by {user}.",
+        )),
+        VmAction::PoolMigrate { .. } => plain(line(
+            VM_MIGRATION_DONE,
+            VM_MIGRATION_FAILED,
+            "migrate",
+            "{what} was migrated by {user}.",
+        )),
+        VmAction::CancelMigration => plain(line(
+            VM_MIGRATION_CANCELED,
+            UNASSIGNED,
+            "cancel the migration of",
+            "The migration of {what} was cancelled by {user}.",
         )),
         VmAction::Pause => plain(line(
             USER_PAUSE_VM,

@@ -204,3 +204,29 @@ pub const USER_ADD_DISK: u32 = 2020;
 pub const USER_FAILED_ADD_DISK: u32 = 2023;
 /// A task was cancelled.
 pub const TASK_STOPPING_ASYNC_TASK: u32 = 9500;
+/// A host stopped answering.
+pub const VDS_FAILURE: u32 = 12;
+/// A live migration finished.
+pub const VM_MIGRATION_DONE: u32 = 63;
+/// A live migration failed.
+pub const VM_MIGRATION_FAILED: u32 = 65;
+/// A host was fenced (switched off by power management).
+pub const VDS_AUTO_FENCE_STATUS: u32 = 9000;
+/// A host could not be fenced.
+pub const VDS_AUTO_FENCE_FAILED: u32 = 9001;
+/// A highly available VM was restarted after its host failed.
+pub const HA_VM_RESTARTED: u32 = 9602;
+/// A highly available VM could not be restarted.
+pub const HA_VM_RESTART_FAILED: u32 = 9603;
+/// The power saver switched a host off or on.
+pub const VDS_POWER_SAVE: u32 = 9050;
+/// A user added a host.
+pub const USER_ADD_VDS: u32 = 42;
+/// Adding a host failed.
+pub const USER_FAILED_ADD_VDS: u32 = 104;
+/// A user removed a host.
+pub const USER_REMOVE_VDS: u32 = 44;
+/// Removing a host failed.
+pub const USER_FAILED_REMOVE_VDS: u32 = 106;
+/// A user cancelled a migration.
+pub const VM_MIGRATION_CANCELED: u32 = 64;

@@ -134,7 +134,7 @@ impl Engine {
             return Err(CoreError::PifCannotBondCrossHost);
         }
         self.check_host(&host)?;
-        if !self.host.net_capabilities().await.bonding {
+        if !self.driver(&host)?.net_capabilities().await.bonding {
             return Err(CoreError::OperationNotAllowed(
                 "this host's kernel has no bonding".into(),
             ));

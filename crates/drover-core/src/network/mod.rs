@@ -14,7 +14,7 @@ mod vlan;
 
 use crate::db::Ref;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::ops::Reply;
 
 /// A network, VIF, PIF, VLAN or bond operation (constructors and destructors of networks and
@@ -285,14 +285,10 @@ impl Engine {
                 device,
                 network,
                 tag,
-            } => {
-                let pif = self.tagged_pif(&self.this_host(), &device)?;
-                let (_, untagged) = self.vlan_create(&pif, tag, &network).await?;
-                Ok(Reply::Refs(vec![untagged]))
-            }
+            } => self.pool_vlan(&device, tag, &network).await,
             NetOp::PoolCreateVlanFromPif { pif, network, tag } => {
-                let (_, untagged) = self.vlan_create(&pif, tag, &network).await?;
-                Ok(Reply::Refs(vec![untagged]))
+                let device = self.get("PIF", &pif)?.str("device").to_string();
+                self.pool_vlan(&device, tag, &network).await
             }
             NetOp::BondCreate {
                 network,
@@ -317,4 +313,26 @@ pub(crate) fn distinct(nets: impl IntoIterator<Item = Ref>) -> Vec<Ref> {
         }
     }
     out
+}
+
+impl Engine {
+    /// `pool.create_VLAN`: the VLAN on interface `device` of every host that has one, the
+    /// master first.
+    async fn pool_vlan(&self, device: &str, tag: i64, network: &str) -> Result<Reply> {
+        let master = self.this_host();
+        let mut hosts: Vec<Ref> = self.read(|db| db.all("host").map(|h| h.r.clone()).collect());
+        hosts.sort_by_key(|h| **h != *master);
+        let mut made = Vec::new();
+        for host in hosts {
+            let Ok(pif) = self.tagged_pif(&host, device) else {
+                continue;
+            };
+            let (_, untagged) = self.vlan_create(&pif, tag, network).await?;
+            made.push(untagged);
+        }
+        if made.is_empty() {
+            return Err(CoreError::PifDeviceNotFound(device.into()));
+        }
+        Ok(Reply::Refs(made))
+    }
 }

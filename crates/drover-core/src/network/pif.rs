@@ -4,9 +4,10 @@
 //! changed.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Instant;
 
-use drover_host::{HostError, Ip6Config, IpConfig, PifInfo};
+use drover_host::{HostDriver, HostError, Ip6Config, IpConfig, PifInfo};
 use drover_model::{Value, NULL_REF};
 
 use super::dhcp::{netmask_of, prefix_of};
@@ -102,26 +103,47 @@ pub(crate) fn record_interfaces(
         .collect();
     let mut made = Vec::new();
     for (info, net) in new {
-        let bridge = free_name("xenbr", &bridges);
-        bridges.push(bridge.clone());
         let mtu = i64::from(info.mtu);
         let mtu = if (68..=65535).contains(&mtu) {
             mtu
         } else {
             1500
         };
-        t.create_with_ref(
-            "network",
-            net.clone(),
-            vec![
-                (
-                    "name_label",
-                    Value::str(format!("Pool-wide network associated with {}", info.device)),
-                ),
-                ("bridge", Value::str(bridge)),
-                ("MTU", Value::Int(mtu)),
-            ],
-        )?;
+        // Another host's interface of the same name is on the pool-wide network this one joins.
+        let pooled = t
+            .db()
+            .all("PIF")
+            .find(|p| {
+                p.bool("physical")
+                    && p.str("device") == info.device
+                    && p.str("host") != host
+                    && p.str("VLAN_master_of") == NULL_REF
+            })
+            .map(|p| Ref::from(p.str("network")));
+        let net = match pooled {
+            Some(n) if t.get("network", &n).is_some() => n,
+            _ => {
+                let bridge = free_name("xenbr", &bridges);
+                bridges.push(bridge.clone());
+                t.create_with_ref(
+                    "network",
+                    net.clone(),
+                    vec![
+                        (
+                            "name_label",
+                            Value::str(format!(
+                                "Pool-wide network associated with {}",
+                                info.device
+                            )),
+                        ),
+                        ("bridge", Value::str(bridge)),
+                        ("MTU", Value::Int(mtu)),
+                    ],
+                )?;
+                net.clone()
+            }
+        };
+        let net = &net;
         let metrics = t.create("PIF_metrics", metrics_fields(info))?;
         let is_management = management.as_deref() == Some(info.device.as_str());
         let address = info.ipv4.first().and_then(|a| {
@@ -161,6 +183,40 @@ pub(crate) fn record_interfaces(
     Ok(made)
 }
 
+/// Forgets the PIFs of a host leaving the pool, with their VLANs, bonds and metrics; the
+/// networks stay.
+pub(crate) fn forget_host_pifs(t: &mut Txn, host: &str) -> Result<()> {
+    let pifs: Vec<Obj> = t
+        .db()
+        .all("PIF")
+        .filter(|p| p.str("host") == host)
+        .map(|p| (**p).clone())
+        .collect();
+    for p in &pifs {
+        for (class, field) in [("VLAN", "VLAN_master_of"), ("Bond", "bond_master_of")] {
+            for r in match t.get("PIF", &p.r) {
+                Some(o) if class == "Bond" => o.refs(field),
+                Some(o) => vec![Ref::from(o.str(field))],
+                None => Vec::new(),
+            } {
+                if t.get(class, &r).is_some() {
+                    t.destroy(class, &r)?;
+                }
+            }
+        }
+    }
+    for p in pifs {
+        let metrics = p.str("metrics");
+        if t.get("PIF_metrics", metrics).is_some() {
+            t.destroy("PIF_metrics", metrics)?;
+        }
+        if t.get("PIF", &p.r).is_some() {
+            t.destroy("PIF", &p.r)?;
+        }
+    }
+    Ok(())
+}
+
 /// A host's refusal to configure the bridge of `pif`.
 fn config_error(pif: &str, e: HostError) -> CoreError {
     match e {
@@ -187,7 +243,7 @@ impl Engine {
     pub(crate) async fn pif_scan(&self, host: &str) -> Result<()> {
         self.check_host(host)?;
         let found: Vec<(PifInfo, Ref)> = self
-            .host
+            .driver(host)?
             .pif_scan()
             .await?
             .into_iter()
@@ -254,7 +310,7 @@ impl Engine {
         if self.read(has_pif) {
             return Err(CoreError::DuplicatePifDeviceName(device.into()));
         }
-        let found = self.host.pif_scan().await?;
+        let found = self.driver(host)?.pif_scan().await?;
         let other_mac = || CoreError::NoInterfaceWithDeviceAndMac {
             device: device.into(),
             mac: mac.clone(),
@@ -425,7 +481,8 @@ impl Engine {
             .to_string();
         let before = ip_config(&o).unwrap_or(IpConfig::None);
         let failed = |e: HostError| config_error(pif, e);
-        self.host
+        let driver = self.driver(o.str("host"))?;
+        driver
             .pif_configure_ip(&bridge, &config)
             .await
             .map_err(failed)?;
@@ -451,7 +508,7 @@ impl Engine {
             Ok(())
         });
         if let Err(e) = recorded {
-            if let Err(undo) = self.host.pif_configure_ip(&bridge, &before).await {
+            if let Err(undo) = driver.pif_configure_ip(&bridge, &before).await {
                 tracing::warn!(pif, error = %undo, "could not give a bridge its address back");
             }
             return Err(e);
@@ -509,7 +566,8 @@ impl Engine {
             .str("bridge")
             .to_string();
         let before = ip6_config(&o).unwrap_or(Ip6Config::None);
-        self.host
+        let driver = self.driver(o.str("host"))?;
+        driver
             .pif_configure_ipv6(&bridge, &config)
             .await
             .map_err(|e| config_error(pif, e))?;
@@ -530,7 +588,7 @@ impl Engine {
             Ok(())
         });
         if let Err(e) = recorded {
-            if let Err(undo) = self.host.pif_configure_ipv6(&bridge, &before).await {
+            if let Err(undo) = driver.pif_configure_ipv6(&bridge, &before).await {
                 tracing::warn!(pif, error = %undo, "could not give a bridge its IPv6 setup back");
             }
             return Err(e);
@@ -574,13 +632,12 @@ impl Engine {
         .await
     }
 
-    /// Refreshes the `PIF_metrics` of this host's PIFs from the interfaces' counters: carrier
+    /// Refreshes the `PIF_metrics` of a host's PIFs from the interfaces' counters: carrier
     /// and traffic since the previous reading (a VLAN's PIF is counted on its bridge).
-    pub(crate) async fn refresh_pif_metrics(&self) {
-        let host = self.this_host();
+    pub(crate) async fn refresh_pif_metrics(&self, host: &Ref, driver: &Arc<dyn HostDriver>) {
         let pifs: Vec<(String, String)> = self.read(|db| {
             db.all("PIF")
-                .filter(|p| p.str("host") == &*host)
+                .filter(|p| p.str("host") == &**host)
                 .filter_map(|p| {
                     let device = match p.str("VLAN_master_of") {
                         NULL_REF => p.str("device"),
@@ -592,8 +649,8 @@ impl Engine {
         });
         let mut readings = Vec::new();
         for (metrics, device) in pifs {
-            if let Ok(c) = self.host.pif_counters(&device).await {
-                readings.push((metrics, device, c));
+            if let Ok(c) = driver.pif_counters(&device).await {
+                readings.push((metrics, c));
             }
         }
         let at = Instant::now();
@@ -601,8 +658,8 @@ impl Engine {
             let mut previous = self.pif_counters.lock().unwrap_or_else(|e| e.into_inner());
             readings
                 .into_iter()
-                .map(|(metrics, device, c)| {
-                    let (read, write) = match previous.insert(device, (at, c)) {
+                .map(|(metrics, c)| {
+                    let (read, write) = match previous.insert(metrics.clone(), (at, c)) {
                         Some((then, old)) => {
                             let secs = at.duration_since(then).as_secs_f64().max(1e-3);
                             let kbs =

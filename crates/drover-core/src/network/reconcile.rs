@@ -4,8 +4,9 @@
 //! is left half-made in the store or on the host.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use drover_host::{BondSpec, HostError, NetCapabilities, NetworkSpec, Uplink};
+use drover_host::{BondSpec, HostDriver, HostError, NetCapabilities, NetworkSpec, Uplink};
 use drover_model::Value;
 
 use super::pif::{ip6_config, ip_config};
@@ -149,6 +150,22 @@ fn device_of(e: &HostError) -> Option<&str> {
     }
 }
 
+/// Carries out one step on a host.
+async fn run(host: &dyn HostDriver, step: &Step) -> Result<(), HostError> {
+    match step {
+        Step::Ensure(spec) => host.network_ensure(spec).await,
+        Step::Remove(bridge) => host.network_remove(bridge).await,
+        Step::BondCreate(spec) => host.bond_create(spec).await,
+        Step::BondDestroy(name) => host.bond_destroy(name).await,
+        Step::MoveNic {
+            uuid,
+            device,
+            bridge,
+            mtu,
+        } => host.nic_move(uuid, device, bridge, *mtu).await,
+    }
+}
+
 impl Engine {
     /// Commits `change` (run twice: on a scratch transaction, then for real) after bringing the
     /// host's `nets` and bonds to the state it implies; undoes the host's part if the host
@@ -170,58 +187,66 @@ impl Engine {
         change: impl Fn(&mut Txn) -> Result<T>,
     ) -> Result<T> {
         let _held = self.net_lock.lock().await;
-        let host = self.this_host();
-        let caps = self.host.net_capabilities().await;
-        let (before, after) = self.read(|db| -> Result<_> {
-            // A network that cannot be made as it is now does not hold up other changes; one
-            // the change makes impossible does.
-            let broken: Vec<bool> = nets
-                .iter()
-                .map(|n| {
-                    db.obj("network", n)
-                        .is_some_and(|net| network_spec(db, net, &host, &caps).is_err())
-                })
-                .collect();
-            let before = desired(db, nets, &host, &caps, &vec![true; nets.len()])?;
-            let mut t = Txn::new(db);
-            change(&mut t)?;
-            Ok((before, desired(&t, nets, &host, &caps, &broken)?))
-        })?;
-        let mut steps = plan(&before, &after);
-        steps.extend(moves.iter().map(NicMove::steps));
-        for (i, (step, _)) in steps.iter().enumerate() {
-            if let Err(e) = self.run(step).await {
-                self.undo(&steps[..i]).await;
-                return Err(self.net_error(e, step));
+        let mut done: Vec<(Arc<dyn HostDriver>, Step, Step)> = Vec::new();
+        for (host, driver) in self.connected() {
+            let caps = driver.net_capabilities().await;
+            let planned = self.read(|db| -> Result<_> {
+                // A network that cannot be made as it is now does not hold up other changes; one
+                // the change makes impossible does.
+                let broken: Vec<bool> = nets
+                    .iter()
+                    .map(|n| {
+                        db.obj("network", n)
+                            .is_some_and(|net| network_spec(db, net, &host, &caps).is_err())
+                    })
+                    .collect();
+                let before = desired(db, nets, &host, &caps, &vec![true; nets.len()])?;
+                let mut t = Txn::new(db);
+                change(&mut t)?;
+                Ok((before, desired(&t, nets, &host, &caps, &broken)?))
+            });
+            let (before, after) = match planned {
+                Ok(p) => p,
+                Err(e) => {
+                    self.undo(&done).await;
+                    return Err(e);
+                }
+            };
+            let mut steps = plan(&before, &after);
+            steps.extend(
+                moves
+                    .iter()
+                    .filter(|m| self.guest_host(&m.uuid).as_deref() == Some(&*host))
+                    .map(NicMove::steps),
+            );
+            for (step, undo) in steps {
+                if let Err(e) = run(&*driver, &step).await {
+                    self.undo(&done).await;
+                    return Err(self.net_error(&host, e, &step));
+                }
+                done.push((driver.clone(), step, undo));
             }
         }
         match self.write(|t| change(t)) {
             Ok(out) => Ok(out),
             Err(e) => {
-                self.undo(&steps).await;
+                self.undo(&done).await;
                 Err(e)
             }
         }
     }
 
-    async fn run(&self, step: &Step) -> Result<(), HostError> {
-        match step {
-            Step::Ensure(spec) => self.host.network_ensure(spec).await,
-            Step::Remove(bridge) => self.host.network_remove(bridge).await,
-            Step::BondCreate(spec) => self.host.bond_create(spec).await,
-            Step::BondDestroy(name) => self.host.bond_destroy(name).await,
-            Step::MoveNic {
-                uuid,
-                device,
-                bridge,
-                mtu,
-            } => self.host.nic_move(uuid, device, bridge, *mtu).await,
-        }
+    /// The host a guest runs on, by its VM's uuid.
+    fn guest_host(&self, uuid: &str) -> Option<Ref> {
+        self.read(|db| {
+            let vm = db.table("VM")?.by_uuid(uuid)?;
+            Some(Ref::from(db.get("VM", vm)?.str("resident_on")))
+        })
     }
 
-    async fn undo(&self, done: &[(Step, Step)]) {
-        for (step, undo) in done.iter().rev() {
-            if let Err(e) = self.run(undo).await {
+    async fn undo(&self, done: &[(Arc<dyn HostDriver>, Step, Step)]) {
+        for (driver, step, undo) in done.iter().rev() {
+            if let Err(e) = run(&**driver, undo).await {
                 tracing::warn!(?step, error = %e, "could not undo a network change on the host");
             }
         }
@@ -229,7 +254,7 @@ impl Engine {
 
     /// A host's refusal of a network step in the terms of the inventory: a device it names
     /// (else the uplink or the bridge of the network being made) stands for its PIF.
-    fn net_error(&self, e: HostError, step: &Step) -> CoreError {
+    fn net_error(&self, host: &str, e: HostError, step: &Step) -> CoreError {
         match (e, step) {
             (e, Step::MoveNic { .. }) => self.host_error(e, "move"),
             (HostError::DeviceTaken(name), Step::Ensure(_)) => CoreError::BridgeNameExists(name),
@@ -237,7 +262,7 @@ impl Engine {
                 let Some(device) = device_of(&e) else {
                     return e.into();
                 };
-                let mut pif = self.pif_of_device(device);
+                let mut pif = self.pif_of_device(host, device);
                 if let (true, Step::Ensure(spec)) = (pif.is_empty(), step) {
                     let uplink = match &spec.uplink {
                         Some(Uplink::Device(d)) => Some(d),
@@ -247,9 +272,9 @@ impl Engine {
                         None => None,
                     };
                     pif = uplink
-                        .map(|d| self.pif_of_device(d))
+                        .map(|d| self.pif_of_device(host, d))
                         .filter(|p| !p.is_empty())
-                        .unwrap_or_else(|| self.pif_of_device(&spec.bridge));
+                        .unwrap_or_else(|| self.pif_of_device(host, &spec.bridge));
                 }
                 CoreError::PifConfigurationError {
                     pif,
@@ -259,12 +284,11 @@ impl Engine {
         }
     }
 
-    /// The PIF of this host that a device name stands for: the interface itself, or the PIF
-    /// of the network whose bridge it is; empty if none.
-    pub(crate) fn pif_of_device(&self, device: &str) -> String {
-        let host = self.this_host();
+    /// The PIF of `host` that a device name stands for: the interface itself, or the PIF of
+    /// the network whose bridge it is; empty if none.
+    pub(crate) fn pif_of_device(&self, host: &str, device: &str) -> String {
         self.read(|db| {
-            let pifs: Vec<_> = db.all("PIF").filter(|p| p.str("host") == &*host).collect();
+            let pifs: Vec<_> = db.all("PIF").filter(|p| p.str("host") == host).collect();
             pifs.iter()
                 .filter(|p| p.str("device") == device)
                 .min_by_key(|p| !p.bool("physical"))
@@ -283,24 +307,27 @@ impl Engine {
     /// makes the bonds and networks again (a refusal is logged, the rest goes on), gives plugged
     /// PIFs back their addresses, and records in the host's `other_config` what its kernel can
     /// do (`net_bridge`, `net_vlan_8021q`, `net_vlan_filtering`, `net_bonding`, `net_vxlan`).
-    pub(crate) async fn restore_networks(&self) -> Result<()> {
+    pub(crate) async fn restore_networks(
+        &self,
+        host: &Ref,
+        driver: &Arc<dyn HostDriver>,
+    ) -> Result<()> {
         let _held = self.net_lock.lock().await;
-        let host = self.this_host();
-        let caps = self.host.net_capabilities().await;
+        let caps = driver.net_capabilities().await;
         let (specs, bonds, keep, (addresses, addresses6)) = self.read(|db| {
-            let bonds = bond_specs(db, &host);
+            let bonds = bond_specs(db, host);
             let mut specs = Vec::new();
             let mut keep: Vec<String> = bonds.keys().cloned().collect();
             for net in db.all("network") {
                 keep.push(net.str("bridge").to_string());
-                match network_spec(db, net, &host, &caps) {
+                match network_spec(db, net, host, &caps) {
                     Ok(spec) => specs.push(spec),
                     Err(e) => tracing::warn!(network = %net.r, error = %e, "cannot make a network"),
                 }
             }
             let addresses: Vec<(String, drover_host::IpConfig)> = db
                 .all("PIF")
-                .filter(|p| p.str("host") == &*host && !p.bool("management"))
+                .filter(|p| p.str("host") == &**host && !p.bool("management"))
                 .filter_map(|p| {
                     let bridge = db.get("network", p.str("network"))?.str("bridge");
                     Some((bridge.to_string(), ip_config(p)?))
@@ -308,7 +335,7 @@ impl Engine {
                 .collect();
             let addresses6: Vec<(String, drover_host::Ip6Config)> = db
                 .all("PIF")
-                .filter(|p| p.str("host") == &*host && !p.bool("management"))
+                .filter(|p| p.str("host") == &**host && !p.bool("management"))
                 .filter_map(|p| {
                     let bridge = db.get("network", p.str("network"))?.str("bridge");
                     Some((bridge.to_string(), ip6_config(p)?))
@@ -316,32 +343,32 @@ impl Engine {
                 .collect();
             (specs, bonds, keep, (addresses, addresses6))
         });
-        if let Err(e) = self.host.network_prune(&keep).await {
+        if let Err(e) = driver.network_prune(&keep).await {
             tracing::warn!(error = %e, "cannot remove stale network devices");
         }
         for bond in bonds.values() {
-            if let Err(e) = self.host.bond_create(bond).await {
+            if let Err(e) = driver.bond_create(bond).await {
                 tracing::info!(bond = %bond.name, error = %e, "bond not made again");
             }
         }
         for spec in &specs {
-            if let Err(e) = self.host.network_ensure(spec).await {
+            if let Err(e) = driver.network_ensure(spec).await {
                 tracing::warn!(bridge = %spec.bridge, error = %e, "the host refuses a network");
             }
         }
         for (bridge, config) in &addresses {
-            if let Err(e) = self.host.pif_configure_ip(bridge, config).await {
+            if let Err(e) = driver.pif_configure_ip(bridge, config).await {
                 tracing::warn!(bridge, error = %e, "cannot give a bridge its address again");
             }
         }
         for (bridge, config) in &addresses6 {
-            if let Err(e) = self.host.pif_configure_ipv6(bridge, config).await {
+            if let Err(e) = driver.pif_configure_ipv6(bridge, config).await {
                 tracing::warn!(bridge, error = %e, "cannot give a bridge its IPv6 address again");
             }
         }
         let flag = |b: bool| if b { "true" } else { "false" };
         self.write(|t| {
-            t.update("host", &host, "other_config", |m| {
+            t.update("host", host, "other_config", |m| {
                 for (key, has) in [
                     ("net_bridge", caps.bridge),
                     ("net_vlan_8021q", caps.vlan_8021q),

@@ -322,8 +322,8 @@ impl Engine {
             return Err(CoreError::DeviceAlreadyAttached(r.into()));
         }
         let nic = self.read(|db| nic_spec(db, &vif))?;
-        self.host
-            .nic_attach(vm.uuid(), &nic)
+        let (_, host) = self.resident(&vm)?;
+        host.nic_attach(vm.uuid(), &nic)
             .await
             .map_err(|e| self.host_error(e, "plug"))?;
         let recorded = self.write(|t| {
@@ -331,7 +331,7 @@ impl Engine {
             mark(t, &[Ref::from(r)], true)
         });
         if let Err(e) = recorded {
-            if let Err(undo) = self.host.nic_detach(vm.uuid(), &nic.device).await {
+            if let Err(undo) = host.nic_detach(vm.uuid(), &nic.device).await {
                 tracing::warn!(vif = r, error = %undo, "could not unplug a NIC again");
             }
             return Err(e);
@@ -348,7 +348,8 @@ impl Engine {
         }
         let vm = self.get("VM", vif.str("VM"))?;
         require_live(&vm)?;
-        self.host
+        self.resident(&vm)?
+            .1
             .nic_detach(vm.uuid(), vif.str("device"))
             .await
             .map_err(|e| self.host_error(e, "unplug"))?;

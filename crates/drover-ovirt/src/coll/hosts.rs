@@ -32,23 +32,28 @@ const SUBS: &[&str] = &["nics", "permissions", "statistics", "tags"];
 pub async fn handle(api: &Api, req: &Req, rest: &[&str]) -> ApiResult<Resp> {
     match (rest, &req.method) {
         ([], &Method::GET) => list(api, req),
-        ([], &Method::POST) => Err(ApiError::Conflict(
-            "Cannot add Host. This engine manages its local host only; remote hosts come with \
-             the node agent."
-                .into(),
-        )),
+        ([], &Method::POST) => add(api, req).await,
         ([id], &Method::GET) => {
             let host = host(api, id)?;
             Resp::ok(api.engine.read(|db| render(db, &host)))
         }
         ([id], &Method::PUT) => update(api, req, id).await,
         ([id], &Method::DELETE) => {
-            host(api, id)?;
-            Err(ApiError::Conflict(
-                "Cannot remove Host. It is the engine's local host, which runs its VMs and holds \
-                 its storage."
-                    .into(),
-            ))
+            let host = host(api, id)?;
+            if api.engine.read(|db| status(db, &host)) != "maintenance" {
+                return Err(ApiError::Conflict(
+                    "Cannot remove Host. Host must be in Maintenance mode first.".into(),
+                ));
+            }
+            api.op(
+                req,
+                Op::Host {
+                    host: host.r.to_string(),
+                    action: HostAction::Eject,
+                },
+            )
+            .await?;
+            Resp::removed()
         }
         ([id, sub, tail @ ..], _) if SUBS.contains(sub) => {
             let host = host(api, id)?;
@@ -75,6 +80,65 @@ pub async fn handle(api: &Api, req: &Req, rest: &[&str]) -> ApiResult<Resp> {
         }
         _ => Err(no_such_resource(req, "/hosts", rest)),
     }
+}
+
+/// The port `drover node` listens on unless the host's address or `port` says otherwise.
+const NODE_PORT: u16 = 8443;
+
+/// `POST /hosts`: enrols the host agent (`drover node`) at `address` with its one-time
+/// enrolment secret as `root_password`, and names the new host.
+async fn add(api: &Api, req: &Req) -> ApiResult<Resp> {
+    let body = req.body("host")?;
+    let name = body
+        .text_at("name")
+        .ok_or_else(|| ApiError::missing("Host", "name"))?
+        .to_string();
+    let address = body
+        .text_at("address")
+        .ok_or_else(|| ApiError::missing("Host", "address"))?;
+    let secret = body
+        .text_at("root_password")
+        .ok_or_else(|| ApiError::missing("Host", "root_password"))?;
+    let taken = api
+        .engine
+        .read(|db| db.all("host").any(|h| h.str("name_label") == name));
+    if taken {
+        return Err(ApiError::Conflict(
+            "Cannot add Host. The Host name is already in use, please choose a unique name and \
+             try again."
+                .into(),
+        ));
+    }
+    let address = if address.contains(':') && !address.starts_with('[') {
+        address.to_string()
+    } else {
+        let port = body
+            .text_at("port")
+            .map(|p| {
+                p.parse::<u16>()
+                    .map_err(|_| ApiError::BadRequest(format!("Invalid port {p}")))
+            })
+            .transpose()?
+            .unwrap_or(NODE_PORT);
+        format!("{address}:{port}")
+    };
+    let host = api
+        .op_ref(
+            req,
+            Op::PoolJoin {
+                address,
+                secret: secret.to_string(),
+            },
+        )
+        .await?;
+    api.set(req, "host", &host, "name_label", Value::str(&name))
+        .await?;
+    let node = api.engine.read(|db| {
+        db.get("host", &host)
+            .map(|h| render(db, h))
+            .ok_or_else(|| ApiError::Internal("the new host vanished".into()))
+    })?;
+    Resp::created(node)
 }
 
 /// The host with an oVirt id.
@@ -514,9 +578,10 @@ async fn activate(api: &Api, req: &Req, host: &Obj, body: &Node) -> ApiResult<Re
     }
 }
 
-/// `deactivate` (maintenance, the core's `host.disable`): refused as oVirt refuses it when
-/// the VMs running on the host have no other host of the cluster to go to, which is always
-/// the case with one host.
+/// `deactivate` (maintenance): the core's `host.disable`, then `host.evacuate`, which moves
+/// the host's VMs where the scheduler places them; refused as oVirt refuses it when the VMs
+/// running on the host have no other host of the cluster to go to. A VM that cannot move
+/// keeps the host preparing for maintenance, with an event saying why.
 async fn deactivate(api: &Api, req: &Req, host: &Obj, body: &Node) -> ApiResult<Resp> {
     let (status, running) = api
         .engine
@@ -533,7 +598,11 @@ async fn deactivate(api: &Api, req: &Req, host: &Obj, body: &Node) -> ApiResult<
                 .into(),
         ));
     }
-    if running > 0 {
+    let others_up = api.engine.read(|db| {
+        db.all("host")
+            .any(|h| h.r != host.r && self::status(db, h) == "up")
+    });
+    if running > 0 && !others_up {
         let cluster = api.engine.read(model::cluster_name);
         return Err(ApiError::Conflict(format!(
             "The following Hosts have running VMs and cannot be switched to maintenance mode: \
@@ -542,9 +611,17 @@ async fn deactivate(api: &Api, req: &Req, host: &Obj, body: &Node) -> ApiResult<
             host.str("name_label")
         )));
     }
+    api.op(
+        req,
+        Op::Host {
+            host: host.r.to_string(),
+            action: HostAction::Disable,
+        },
+    )
+    .await?;
     let op = Op::Host {
         host: host.r.to_string(),
-        action: HostAction::Disable,
+        action: HostAction::Evacuate,
     };
     api.action(req, body, op, "Switching host to maintenance")
         .await

@@ -681,10 +681,25 @@ async fn act(api: &Api, req: &Req, vm: &Obj, action: &str) -> ApiResult<Resp> {
             )
             .await
         }
-        "migrate" => migrate(api, vm, &body),
-        "cancelmigration" => Err(ApiError::Conflict(
-            "Cannot cancel migration for VM. VM is not being migrated.".into(),
-        )),
+        "migrate" => migrate(api, req, vm, &body).await,
+        "cancelmigration" => {
+            let migrating = vm
+                .get("current_operations")
+                .as_map()
+                .is_some_and(|m| m.iter().any(|(_, op)| op.as_str() == Some("pool_migrate")));
+            if !migrating {
+                return Err(ApiError::Conflict(
+                    "Cannot cancel migration for VM. VM is not being migrated.".into(),
+                ));
+            }
+            api.action(
+                req,
+                &body,
+                op(VmAction::CancelMigration),
+                "Cancelling migration",
+            )
+            .await
+        }
         "previewsnapshot" => snapshots::preview(api, req, vm, &body).await,
         "commitsnapshot" => snapshots::commit(api, req, vm, &body).await,
         "undosnapshot" => snapshots::undo(api, req, vm, &body).await,
@@ -751,24 +766,37 @@ async fn start(api: &Api, req: &Req, vm: &Obj, body: &Node) -> ApiResult<Resp> {
     outcome
 }
 
-/// `migrate`: this engine drives one host, so a running VM has nowhere to go.
-fn migrate(api: &Api, vm: &Obj, body: &Node) -> ApiResult<Resp> {
-    if vm.str("power_state") != "Running" {
+/// `migrate`: a live migration (the core's `VM.pool_migrate`) to the host given, or to the
+/// one the scheduler picks.
+async fn migrate(api: &Api, req: &Req, vm: &Obj, body: &Node) -> ApiResult<Resp> {
+    if !matches!(vm.str("power_state"), "Running" | "Paused") {
         return Err(ApiError::Conflict(
             "Cannot migrate VM. VM is not running.".into(),
         ));
     }
-    if let Some(target) = body.id_at("host") {
-        let host = api.by_id("host", target, "Host")?;
-        if *host.r == *vm.str("resident_on") {
-            return Err(ApiError::Conflict(
-                "Cannot migrate VM. VM is already running on the destination host.".into(),
-            ));
+    let target = match body.id_at("host").or_else(|| body.text_at("host/name")) {
+        Some(t) => {
+            let host = match body.id_at("host") {
+                Some(id) => api.by_id("host", id, "Host")?,
+                None => api
+                    .engine
+                    .read(|db| db.all("host").find(|h| h.str("name_label") == t).cloned())
+                    .ok_or_else(|| ApiError::NotFound(format!("Host {t} not found")))?,
+            };
+            if *host.r == *vm.str("resident_on") {
+                return Err(ApiError::Conflict(
+                    "Cannot migrate VM. VM is already running on the destination host.".into(),
+                ));
+            }
+            Some(host.r.to_string())
         }
-    }
-    Err(ApiError::Conflict(
-        "Cannot migrate VM. There is no host that satisfies current scheduling constraints.".into(),
-    ))
+        None => None,
+    };
+    let op = Op::Vm {
+        vm: vm.r.to_string(),
+        action: VmAction::PoolMigrate { host: target },
+    };
+    api.action(req, body, op, "Migrating VM").await
 }
 
 /// A VM as the search language sees it.

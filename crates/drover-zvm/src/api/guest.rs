@@ -549,25 +549,49 @@ impl Backend {
         Ok(Json::Null)
     }
 
+    /// `guest_live_migrate`: `destination` is a host of the pool, by name or uuid (the
+    /// relocation domain is the pool); `move` live-migrates the guest there, `test` checks
+    /// that it could go.
     async fn live_migrate(&self, a: Args) -> ZvmResult {
         let userid = a.userid("userid")?;
         let destination = a.str("destination")?;
         // The original compares `lgr_action.lower()`.
         let action = a.str("lgr_action")?.to_lowercase();
-        self.active_guest(&userid)?;
+        let vm = self.active_guest(&userid)?;
         if !matches!(action.as_str(), "move" | "test") {
             return Err(ZvmError::ArgFormat(format!(
                 "lgr_action {action} must be move or test"
             )));
         }
-        Err(ZvmError::Failed {
+        let refused = |why: &str| ZvmError::Failed {
             module: G,
             rs: 1,
-            msg: format!(
-                "SMT error: Failed to {action} guest '{userid}' to {destination}: \
-                 {destination} is not a member of this host's relocation domain"
-            ),
-        })
+            msg: format!("SMT error: Failed to {action} guest '{userid}' to {destination}: {why}"),
+        };
+        let host = self
+            .engine
+            .read(|db| {
+                db.all("host")
+                    .find(|h| {
+                        h.str("name_label").eq_ignore_ascii_case(&destination)
+                            || h.uuid().eq_ignore_ascii_case(&destination)
+                    })
+                    .map(|h| h.r.to_string())
+            })
+            .ok_or_else(|| {
+                refused(&format!(
+                    "{destination} is not a member of this host's relocation domain"
+                ))
+            })?;
+        if host == vm.str("resident_on") {
+            return Err(refused("the guest already runs there"));
+        }
+        if action == "test" {
+            return Ok(Json::Null);
+        }
+        self.vm_op(&vm, VmAction::PoolMigrate { host: Some(host) })
+            .await?;
+        Ok(Json::Null)
     }
 
     async fn resize_cpus(&self, a: Args, live: bool) -> ZvmResult {

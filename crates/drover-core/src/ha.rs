@@ -1,0 +1,233 @@
+//! High availability: host heartbeats, fencing a host that stops answering, and restarting
+//! its highly available guests on other hosts.
+//!
+//! Every [`HEARTBEAT_PERIOD`] the engine pings each host other than the master. A host that
+//! misses [`MISSES`] heartbeats in a row is *non-responsive*: its connection is dropped and its
+//! `host_metrics.live` is false. The engine then fences it through its power management
+//! ([`crate::fence`]). Only once the agent confirms the host off are its guests marked halted
+//! and its HA guests restarted elsewhere, in priority order (`drover_sched::plan_ha_restarts`);
+//! the host is then *down*. If it cannot be fenced (no power management, or the agent fails),
+//! nothing is restarted, the host stays non-responsive and fencing is tried again: the fate of
+//! its guests is unknown, and a second copy of a VM must never run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_model::Value;
+use drover_sched::HostId;
+
+use crate::audit::codes;
+use crate::audit::Severity;
+use crate::db::Ref;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::fleet::{NODE_KEY, STATE_KEY};
+use crate::ops::Op;
+use crate::vm::VmAction;
+
+/// How often hosts are pinged.
+pub const HEARTBEAT_PERIOD: Duration = Duration::from_millis(1000);
+
+/// How long a ping may take.
+const PING_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Heartbeats a host may miss in a row before it counts as non-responsive.
+pub const MISSES: u32 = 3;
+
+/// What the engine knows of a host's heartbeats.
+#[derive(Debug, Default)]
+pub(crate) struct Liveness {
+    misses: u32,
+    /// A fencing of the host is under way.
+    fencing: bool,
+}
+
+/// Starts the heartbeat loop.
+pub(crate) fn spawn(engine: &Arc<Engine>) {
+    let weak = Arc::downgrade(engine);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(engine) = weak.upgrade() else { return };
+            engine.heartbeat_round().await;
+        }
+    });
+}
+
+impl Engine {
+    /// Pings every watched host once and acts on those that stopped answering.
+    async fn heartbeat_round(self: &Arc<Self>) {
+        let master = self.this_host();
+        let hosts: Vec<(Ref, String)> = self.read(|db| {
+            db.all("host")
+                .filter(|h| *h.r != *master && h.other(NODE_KEY).is_some())
+                .map(|h| (h.r.clone(), h.other(STATE_KEY).unwrap_or("").to_string()))
+                .collect()
+        });
+        for (host, state) in hosts {
+            if matches!(state.as_str(), "down" | "powered_off") {
+                continue;
+            }
+            let answered = match self.driver(&host) {
+                Ok(d) => matches!(
+                    tokio::time::timeout(PING_TIMEOUT, d.ping()).await,
+                    Ok(Ok(()))
+                ),
+                Err(_) => false,
+            };
+            let lost = {
+                let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+                let l = live.entry(host.to_string()).or_default();
+                if answered {
+                    l.misses = 0;
+                    false
+                } else {
+                    l.misses += 1;
+                    let lost = l.misses >= MISSES && !l.fencing;
+                    if lost {
+                        l.fencing = true;
+                    }
+                    lost
+                }
+            };
+            if lost {
+                let engine = self.clone();
+                tokio::spawn(async move { engine.host_lost(&host).await });
+            }
+        }
+    }
+
+    /// A host stopped answering: mark it non-responsive, fence it, and once it is confirmed
+    /// off, mark its guests halted and restart the HA ones elsewhere.
+    async fn host_lost(self: &Arc<Self>, host: &Ref) {
+        tracing::warn!(%host, "host stopped answering heartbeats");
+        self.audit_system(
+            codes::VDS_FAILURE,
+            Severity::Error,
+            "host",
+            host,
+            "Host is not responding",
+        );
+        self.detach_driver(host);
+        if let Err(e) = self.set_host_state(host, Some("non_responsive"), false) {
+            tracing::warn!(%host, error = %e, "cannot record a host as non-responsive");
+        }
+        let fenced = self.fence(host).await;
+        let done = match fenced {
+            Ok(()) => {
+                tracing::warn!(%host, "host fenced");
+                self.host_fenced(host).await
+            }
+            Err(e) => {
+                tracing::warn!(%host, error = %e, "cannot fence the host: its guests are left alone");
+                self.audit_system(
+                    codes::VDS_AUTO_FENCE_FAILED,
+                    Severity::Alert,
+                    "host",
+                    host,
+                    &format!("Host could not be fenced: {e}; its VMs are not restarted"),
+                );
+                Err(e)
+            }
+        };
+        let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+        let l = live.entry(host.to_string()).or_default();
+        l.fencing = false;
+        if done.is_err() {
+            // Try again after the next misses.
+            l.misses = 0;
+        }
+    }
+
+    /// The host is confirmed off: its guests stopped with it.
+    async fn host_fenced(self: &Arc<Self>, host: &Ref) -> Result<()> {
+        let cluster = self.cluster();
+        let plan = drover_sched::plan_ha_restarts(&cluster, &HostId::from(&**host));
+        let vms: Vec<Ref> = self.read(|db| {
+            db.all("VM")
+                .filter(|v| v.str("resident_on") == &**host && !v.bool("is_control_domain"))
+                .map(|v| v.r.clone())
+                .collect()
+        });
+        self.write(|t| {
+            for vm in &vms {
+                crate::vm::record_unplanned_stop(t, vm, "its host was fenced")?;
+                crate::vm::halt(t, vm)?;
+                t.set("VM", vm, "current_operations", Value::empty_map())?;
+                crate::vm::refresh_allowed(t, vm)?;
+            }
+            Ok(())
+        })?;
+        self.set_host_state(host, Some("down"), false)?;
+        self.audit_system(
+            codes::VDS_AUTO_FENCE_STATUS,
+            Severity::Warning,
+            "host",
+            host,
+            "Host was fenced and is down",
+        );
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%host, error = %e, "cannot plan HA restarts");
+                return Ok(());
+            }
+        };
+        for (vm, reason) in &plan.unplaceable {
+            self.audit_system(
+                codes::HA_VM_RESTART_FAILED,
+                Severity::Alert,
+                "VM",
+                vm.as_str(),
+                &format!("Highly available VM could not be restarted: {reason}"),
+            );
+        }
+        let caller = self.service_session("drover-ha")?;
+        for (vm, target) in plan.restarts {
+            let op = Op::Vm {
+                vm: vm.as_str().into(),
+                action: VmAction::StartOn {
+                    host: target.as_str().into(),
+                    paused: false,
+                    force: false,
+                },
+            };
+            match self.call(&caller, op).await {
+                Ok(_) => self.audit_system(
+                    codes::HA_VM_RESTARTED,
+                    Severity::Warning,
+                    "VM",
+                    vm.as_str(),
+                    "Highly available VM was restarted on another host",
+                ),
+                Err(e) => self.audit_system(
+                    codes::HA_VM_RESTART_FAILED,
+                    Severity::Alert,
+                    "VM",
+                    vm.as_str(),
+                    &format!("Highly available VM failed to restart: {e}"),
+                ),
+            }
+        }
+        self.logout(&caller)
+    }
+
+    /// Records a host's state (`other_config:drover_state`; `None` for up) and liveness.
+    pub(crate) fn set_host_state(&self, host: &str, state: Option<&str>, live: bool) -> Result<()> {
+        self.write(|t| {
+            let obj = t.must("host", host)?.clone();
+            if let Some(map) = obj.map_with("other_config", &[(STATE_KEY, state)]) {
+                t.set("host", host, "other_config", map)?;
+            }
+            let metrics = obj.str("metrics");
+            if t.get("host_metrics", metrics)
+                .is_some_and(|m| m.bool("live") != live)
+            {
+                t.set("host_metrics", metrics, "live", Value::Bool(live))?;
+            }
+            Ok(())
+        })
+    }
+}

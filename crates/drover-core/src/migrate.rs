@@ -1,0 +1,226 @@
+//! Moving VMs between hosts: live migration of running guests over shared storage, and cold
+//! migration of halted VMs, whose disks on storage the target cannot reach are copied.
+//!
+//! A live migration runs in this order, so that a guest is never lost and no disk ever has
+//! two writers:
+//! 1. the target launches the guest waiting for its state (`migrate_receive`);
+//! 2. the source sends it (`migrate_send`), with the final pause bounded by the engine's
+//!    `max_migration_downtime_ms`; QEMU stops the source and releases its disks before the
+//!    last state goes, and the target runs the guest only after it has all of it;
+//! 3. only then is the VM recorded on the target, the target's guest confirmed
+//!    (`migrate_incoming_finish`) and the source's released (`migrate_release`).
+//!
+//! If the send fails or is cancelled, the target's guest is discarded and the guest keeps
+//! running on the source, untouched.
+
+use std::collections::HashMap;
+
+use drover_host::{HostError, MigrationStats};
+use drover_model::Value;
+
+use crate::audit::{codes, Severity};
+use crate::db::{Obj, Ref};
+use crate::engine::Engine;
+use crate::error::{CoreError, Result};
+use crate::ops::{Ctx, Reply};
+use crate::txn::Txn;
+
+/// The longest pause of a live migration unless the engine is configured otherwise, in
+/// milliseconds.
+pub const DEFAULT_MAX_DOWNTIME_MS: u64 = 300;
+
+/// `VM_metrics.other_config` keys of the last live migration's figures.
+pub const DOWNTIME_KEY: &str = "migration_downtime_ms";
+/// See [`DOWNTIME_KEY`].
+pub const TOTAL_KEY: &str = "migration_total_ms";
+
+impl Engine {
+    /// Live-migrates a running VM to `target`, or to the host the scheduler picks.
+    pub(crate) async fn pool_migrate(
+        &self,
+        ctx: &Ctx<'_>,
+        vm: &str,
+        target: Option<&str>,
+    ) -> Result<Reply> {
+        let obj = self.begin(ctx, vm, "pool_migrate")?;
+        let vmr = vm.to_string();
+        let registered = self.register_cancel(ctx);
+        let out = self
+            .guarded(ctx, vm, "pool_migrate", async {
+                let (source, sd) = self.resident(&obj)?;
+                let dest = match target {
+                    Some(h) if *h == *source => {
+                        return Err(CoreError::OperationNotAllowed(
+                            "the VM already runs on that host".into(),
+                        ))
+                    }
+                    Some(h) => {
+                        self.check_host_for(&obj, h, Some(&source))?;
+                        Ref::from(h)
+                    }
+                    None => self.choose_host(&obj, Some(&source))?,
+                };
+                let dd = self.driver(&dest)?;
+                self.require_shared_disks(&obj, &dest)?;
+                let (spec, _) = self.guest_spec(&obj, false)?;
+                let listen = self.get("host", &dest)?.str("address").to_string();
+                let failed = |reason: String| CoreError::VmMigrateFailed {
+                    vm: vmr.clone(),
+                    from: source.to_string(),
+                    destination: dest.to_string(),
+                    reason,
+                };
+                let uri = dd
+                    .migrate_receive(&spec, &listen)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                let uuid = obj.uuid();
+                let sent = tokio::select! {
+                    r = sd.migrate_send(uuid, &uri, self.max_downtime_ms) => r,
+                    () = ctx.cancel.cancelled() => {
+                        if let Err(e) = sd.migrate_cancel(uuid).await {
+                            tracing::warn!(vm, error = %e, "cannot cancel a migration");
+                        }
+                        Err(HostError::MigrationCancelled)
+                    }
+                };
+                let stats = match sent {
+                    Ok(s) => s,
+                    Err(e) => {
+                        if let Err(d) = dd.migrate_incoming_finish(uuid, false).await {
+                            tracing::warn!(vm, error = %d, "cannot discard the target's guest");
+                        }
+                        let reason = e.to_string();
+                        self.audit_system(
+                            codes::VM_MIGRATION_FAILED,
+                            Severity::Error,
+                            "VM",
+                            vm,
+                            &format!("Migration failed; the VM keeps running: {reason}"),
+                        );
+                        return Err(match e {
+                            HostError::MigrationCancelled => {
+                                CoreError::TaskCancelled(ctx.task.to_string())
+                            }
+                            _ => failed(reason),
+                        });
+                    }
+                };
+                self.write(|t| moved(t, vm, &dest, &stats))?;
+                if let Err(e) = dd.migrate_incoming_finish(uuid, true).await {
+                    tracing::error!(vm, error = %e, "the target did not take the migrated guest");
+                }
+                if let Err(e) = sd.migrate_release(uuid).await {
+                    tracing::warn!(vm, error = %e, "cannot release the source's guest");
+                }
+                self.audit_system(
+                    codes::VM_MIGRATION_DONE,
+                    Severity::Normal,
+                    "VM",
+                    vm,
+                    &format!(
+                        "Migration completed (downtime {} ms, total {} ms)",
+                        stats.downtime_ms, stats.total_ms
+                    ),
+                );
+                Ok(((), Box::new(|_: &mut Txn| Ok(())) as Box<_>))
+            })
+            .await;
+        if registered {
+            self.unregister_cancel(ctx);
+        }
+        out.map(|()| Reply::Void)
+    }
+
+    /// Fails with `VM_REQUIRES_SR` unless `host` reaches every disk of the VM.
+    fn require_shared_disks(&self, vm: &Obj, host: &str) -> Result<()> {
+        for sr in self.vm_srs(vm) {
+            if !self.sr_hosts(&sr).iter().any(|h| **h == *host) {
+                return Err(CoreError::VmRequiresSr {
+                    vm: vm.r.to_string(),
+                    sr: sr.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The SRs of a VM's disks.
+    pub(crate) fn vm_srs(&self, vm: &Obj) -> Vec<Ref> {
+        self.read(|db| {
+            let mut srs: Vec<Ref> = vm
+                .refs("VBDs")
+                .iter()
+                .filter_map(|v| db.get("VBD", v))
+                .filter(|v| !v.bool("empty"))
+                .filter_map(|v| db.get("VDI", v.str("VDI")))
+                .map(|d| Ref::from(d.str("SR")))
+                .collect();
+            srs.sort();
+            srs.dedup();
+            srs
+        })
+    }
+
+    /// Makes the operation's cancellation reachable by its task reference (for a synchronous
+    /// call, which has no task record); whether it was added here.
+    fn register_cancel(&self, ctx: &Ctx<'_>) -> bool {
+        let mut cancels = self.cancels.lock().unwrap_or_else(|e| e.into_inner());
+        if cancels.contains_key(&ctx.task) {
+            return false;
+        }
+        cancels.insert(ctx.task.clone(), ctx.cancel.clone());
+        true
+    }
+
+    fn unregister_cancel(&self, ctx: &Ctx<'_>) {
+        self.cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ctx.task);
+    }
+
+    /// Cancels the live migration of a VM under way (oVirt `cancelmigration`).
+    pub(crate) fn cancel_migration(&self, vm: &str) -> Result<()> {
+        let obj = self.get("VM", vm)?;
+        let running: HashMap<String, String> = obj
+            .get("current_operations")
+            .as_map()
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+            .collect();
+        let task = running
+            .iter()
+            .find(|(_, op)| op.as_str() == "pool_migrate")
+            .map(|(t, _)| t.clone())
+            .ok_or_else(|| {
+                CoreError::OperationNotAllowed(format!("VM {vm} is not being migrated"))
+            })?;
+        let cancels = self.cancels.lock().unwrap_or_else(|e| e.into_inner());
+        match cancels.get(task.as_str()) {
+            Some(token) => {
+                token.cancel();
+                Ok(())
+            }
+            None => Err(CoreError::OperationNotAllowed(format!(
+                "the migration of VM {vm} cannot be cancelled now"
+            ))),
+        }
+    }
+}
+
+/// Records a VM as running on `host` after a live migration, with the migration's figures.
+fn moved(t: &mut Txn, vm: &str, host: &Ref, stats: &MigrationStats) -> Result<()> {
+    t.set("VM", vm, "resident_on", Value::str(&**host))?;
+    let record = t.must("VM", vm)?.clone();
+    let metrics = record.str("metrics");
+    if t.get("VM_metrics", metrics).is_some() {
+        let (downtime, total) = (stats.downtime_ms.to_string(), stats.total_ms.to_string());
+        t.update("VM_metrics", metrics, "other_config", |m| {
+            m.map_insert(Value::str(DOWNTIME_KEY), Value::str(downtime));
+            m.map_insert(Value::str(TOTAL_KEY), Value::str(total));
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! The scheduler's view of the pool: a [`Cluster`] made from the inventory, and choosing a
+//! host for a VM to start or migrate on.
+//!
+//! The pool is one cluster. Its policy is `pool.other_config:scheduling_policy` (a built-in
+//! policy's name, `none` by default) with parameters from `scheduling_policy:<Param>` keys.
+
+use drover_model::{Value, NULL_REF};
+use drover_sched::{Cluster, HostId, HostState, HostStatus, Policy, PolicyKind, Purpose, VmState};
+
+use crate::db::{Db, Obj, Ref};
+use crate::engine::Engine;
+use crate::error::{CoreError, Result};
+
+/// `pool.other_config` key of the scheduling policy's name.
+pub const POLICY_KEY: &str = "scheduling_policy";
+
+const MIB: i64 = 1 << 20;
+
+/// The pool's scheduling policy with its parameters.
+pub(crate) fn pool_policy(db: &Db) -> Policy {
+    let Some(pool) = db.all("pool").next() else {
+        return Policy::none();
+    };
+    let config = pool.get("other_config");
+    let kind = config
+        .map_get(POLICY_KEY)
+        .and_then(|v| v.as_str())
+        .and_then(PolicyKind::from_name)
+        .unwrap_or(PolicyKind::None);
+    let mut policy = Policy::builtin(kind);
+    if let Some(map) = config.as_map() {
+        for (k, v) in map {
+            let (Some(k), Some(v)) = (k.as_str(), v.as_str()) else {
+                continue;
+            };
+            if let Some(param) = k.strip_prefix("scheduling_policy:") {
+                if let Err(e) = policy.params.set(param, v) {
+                    tracing::warn!(param, error = %e, "ignoring a scheduling parameter");
+                }
+            }
+        }
+    }
+    policy
+}
+
+/// Mean utilisation of a host's CPUs, in percent.
+fn host_load(db: &Db, host: &str) -> u32 {
+    let utils: Vec<f64> = db
+        .all("host_cpu")
+        .filter(|c| c.str("host") == host)
+        .map(|c| match c.get("utilisation") {
+            Value::Float(f) => *f,
+            _ => 0.0,
+        })
+        .collect();
+    if utils.is_empty() {
+        return 0;
+    }
+    (utils.iter().sum::<f64>() / utils.len() as f64 * 100.0).round() as u32
+}
+
+/// The scheduler's status of a host: up when enabled, connected and live.
+pub(crate) fn host_status(db: &Db, host: &Obj, connected: bool) -> HostStatus {
+    let live = db
+        .get("host_metrics", host.str("metrics"))
+        .is_none_or(|m| m.bool("live"));
+    let state = host.other(crate::fleet::STATE_KEY).unwrap_or("");
+    match state {
+        "powered_off" => return HostStatus::PoweredOff,
+        "down" => return HostStatus::Down,
+        "non_responsive" => return HostStatus::NonResponsive,
+        _ => {}
+    }
+    if !connected || !live {
+        return HostStatus::NonResponsive;
+    }
+    if !host.bool("enabled") {
+        let busy = db.all("VM").any(|v| v.str("resident_on") == &*host.r);
+        return if busy {
+            HostStatus::PreparingForMaintenance
+        } else {
+            HostStatus::Maintenance
+        };
+    }
+    HostStatus::Up
+}
+
+/// The networks a host has: those with a PIF on it, and those with no PIF anywhere
+/// (host-internal networks exist wherever a guest needs them).
+fn host_networks(db: &Db, host: &str) -> Vec<String> {
+    db.all("network")
+        .filter(|n| {
+            let pifs = n.refs("PIFs");
+            pifs.is_empty()
+                || pifs
+                    .iter()
+                    .any(|p| db.get("PIF", p).is_some_and(|p| p.str("host") == host))
+        })
+        .map(|n| n.r.to_string())
+        .collect()
+}
+
+/// The scheduler's view of a VM.
+pub(crate) fn vm_state(db: &Db, vm: &Obj) -> VmState {
+    let vcpus = vm.int("VCPUs_at_startup").max(1) as u32;
+    let memory = (vm.int("memory_dynamic_max").max(0) + MIB - 1) / MIB;
+    let mut state = VmState::new(&*vm.r, vcpus, memory as u64);
+    let host = vm.str("resident_on");
+    if matches!(vm.str("power_state"), "Running" | "Paused") && host != NULL_REF {
+        state.host = Some(HostId::from(host));
+    }
+    state.required_networks = vm
+        .refs("VIFs")
+        .iter()
+        .filter_map(|v| db.get("VIF", v))
+        .map(|v| v.str("network").to_string())
+        .collect();
+    let affinity = vm.str("affinity");
+    let pinned = vm.other("pinned_hosts").unwrap_or("");
+    state.pinned_to = pinned
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(HostId::from)
+        .collect();
+    let strict = vm.other("affinity_strict") == Some("true");
+    if state.pinned_to.is_empty() && affinity != NULL_REF && !affinity.is_empty() && strict {
+        state.pinned_to = vec![HostId::from(affinity)];
+    }
+    state.migratable = vm.other("migratable") != Some("false");
+    state.ha = is_ha(vm);
+    state.ha_priority = ha_priority(vm);
+    state.cpu_load_percent = db.get("VM_metrics", vm.str("metrics")).and_then(|m| {
+        let utils = m.get("VCPUs_utilisation").as_map()?;
+        if utils.is_empty() {
+            return None;
+        }
+        let sum: f64 = utils
+            .iter()
+            .map(|(_, u)| match u {
+                Value::Float(f) => *f,
+                _ => 0.0,
+            })
+            .sum();
+        Some((sum / utils.len() as f64 * 100.0).round() as u32)
+    });
+    state
+}
+
+/// Whether a VM is highly available: XenAPI `ha_always_run`, or a restart priority of
+/// `restart`.
+pub(crate) fn is_ha(vm: &Obj) -> bool {
+    vm.bool("ha_always_run") || vm.str("ha_restart_priority") == "restart"
+}
+
+/// A VM's HA priority: higher restarts first. XenAPI's `order` counts the other way (lower
+/// starts first), so the priority is its negation.
+pub(crate) fn ha_priority(vm: &Obj) -> i32 {
+    -(vm.int("order").clamp(-1_000_000, 1_000_000) as i32)
+}
+
+impl Engine {
+    /// The pool as the scheduler sees it now.
+    pub(crate) fn cluster(&self) -> Cluster {
+        let connected: Vec<Ref> = self.connected().into_iter().map(|(h, _)| h).collect();
+        self.read(|db| {
+            let hosts = db
+                .all("host")
+                .map(|h| {
+                    let memory = db
+                        .get("host_metrics", h.str("metrics"))
+                        .map_or(0, |m| m.int("memory_total").max(0) / MIB);
+                    let cpus = h.refs("host_CPUs").len().max(1) as u32;
+                    let mut state = HostState::new(&*h.r, cpus, memory as u64);
+                    state.status = host_status(db, h, connected.contains(&h.r));
+                    state.cpu_load_percent = host_load(db, &h.r);
+                    state.networks = host_networks(db, &h.r);
+                    state.power_management = crate::fence::has_power_management(h);
+                    state.spm = *h.r == *self.this_host_in(db);
+                    state
+                })
+                .collect();
+            let vms = db
+                .all("VM")
+                .filter(|v| {
+                    !v.bool("is_a_template")
+                        && !v.bool("is_a_snapshot")
+                        && !v.bool("is_control_domain")
+                })
+                .map(|v| vm_state(db, v))
+                .collect();
+            Cluster {
+                policy: pool_policy(db),
+                memory_overcommit_percent: 100,
+                hosts,
+                vms,
+                affinity: Vec::new(),
+            }
+        })
+    }
+
+    /// The pool master's reference, read from `db`.
+    fn this_host_in(&self, db: &Db) -> Ref {
+        db.all("pool")
+            .next()
+            .map(|p| Ref::from(p.str("master")))
+            .unwrap_or_else(|| NULL_REF.into())
+    }
+
+    /// Chooses a host for `vm` by the pool's policy: to start it, or (with `from`) to move it
+    /// off the host it runs on.
+    pub(crate) fn choose_host(&self, vm: &Obj, from: Option<&str>) -> Result<Ref> {
+        let cluster = self.cluster();
+        let state = self.read(|db| vm_state(db, vm));
+        let purpose = match from {
+            Some(h) => Purpose::Migrate {
+                from: HostId::from(h),
+            },
+            None => Purpose::Start,
+        };
+        drover_sched::place(&cluster, &state, &purpose)
+            .map(|p| Ref::from(p.host.as_str()))
+            .map_err(|e| CoreError::NoHostsAvailable {
+                vm: vm.r.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Checks that `host` may take `vm` by the pool's policy's filters.
+    pub(crate) fn check_host_for(&self, vm: &Obj, host: &str, from: Option<&str>) -> Result<()> {
+        let mut cluster = self.cluster();
+        cluster
+            .hosts
+            .retain(|h| h.id.as_str() == host || Some(h.id.as_str()) == from);
+        if !cluster.hosts.iter().any(|h| h.id.as_str() == host) {
+            return Err(CoreError::handle("host", host));
+        }
+        let state = self.read(|db| vm_state(db, vm));
+        let purpose = match from {
+            Some(h) => Purpose::Migrate {
+                from: HostId::from(h),
+            },
+            None => Purpose::Start,
+        };
+        match drover_sched::place(&cluster, &state, &purpose) {
+            Ok(p) if p.host.as_str() == host => Ok(()),
+            Ok(_) => Err(CoreError::NoHostsAvailable {
+                vm: vm.r.to_string(),
+                reason: format!("host {host} cannot take it"),
+            }),
+            Err(e) => Err(CoreError::NoHostsAvailable {
+                vm: vm.r.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
