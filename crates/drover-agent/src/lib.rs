@@ -5,7 +5,7 @@
 //! guest's agent. QEMU processes outlive the agent: a new agent re-attaches to them through their
 //! pidfiles and sockets. Disks are image files in storage-repository directories (see
 //! [`storage`](crate::storage)). Guests move live between hosts over QEMU's migration stream
-//! (see [`migrate`](crate::migrate)).
+//! (see the `migrate` module).
 
 mod accel;
 mod cmdline;
@@ -516,8 +516,12 @@ impl HostDriver for QemuHost {
     ) -> Result<MigrationStats, HostError> {
         let g = self.guest(uuid)?;
         migrate::check_uri(uri)?;
-        g.send(uri, max_downtime_ms, self.config.migration_bandwidth)
+        // The send goes on to its end even if the caller stops waiting: left alone, QEMU would
+        // wait before its switch-over for good, with the guest stopped.
+        let (uri, bandwidth) = (uri.to_string(), self.config.migration_bandwidth);
+        tokio::spawn(async move { g.send(&uri, max_downtime_ms, bandwidth).await })
             .await
+            .map_err(|e| HostError::Failed(format!("the send of guest {uuid} stopped: {e}")))?
     }
 
     async fn migrate_cancel(&self, uuid: &str) -> Result<(), HostError> {

@@ -211,7 +211,9 @@ impl Guest {
         bandwidth: Option<u64>,
     ) -> Result<broadcast::Receiver<QmpEvent>, HostError> {
         let events = self.qmp.events();
-        self.set_pause_before_switchover(true).await.map_err(failed)?;
+        self.set_pause_before_switchover(true)
+            .await
+            .map_err(failed)?;
         let params = json!({
             "downtime-limit": max_downtime_ms.min(MAX_DOWNTIME_MS),
             "max-bandwidth": bandwidth.unwrap_or(UNLIMITED),
@@ -232,7 +234,12 @@ impl Guest {
     ) -> Result<MigrationStats, HostError> {
         let mut waited_for_figures = 0;
         loop {
-            let st = self.cmd("query-migrate", None).await.map_err(failed)?;
+            // A slow answer is no reason to leave a migration alone; a closed monitor is.
+            let st = match self.cmd("query-migrate", None).await {
+                Ok(st) => st,
+                Err(e) if self.qmp.is_closed() => return Err(failed(e)),
+                Err(_) => Value::Null,
+            };
             match st["status"].as_str().unwrap_or("") {
                 // QEMU says `completed` a moment before it has worked out the figures.
                 "completed" if st["total-time"].as_u64() == Some(0) && waited_for_figures < 50 => {
@@ -250,7 +257,7 @@ impl Guest {
                     self.settle().await;
                     return Err(HostError::MigrationCancelled);
                 }
-                "pre-switchover" => self.switch_over().await?,
+                "pre-switchover" => self.switch_over().await,
                 _ => {}
             }
             // The next status change comes as an event; look again after a while regardless.
@@ -267,19 +274,24 @@ impl Guest {
 
     /// Lets a send waiting before its switch-over go on, unless it was cancelled; no cancel
     /// is possible from then on.
-    async fn switch_over(&self) -> Result<(), HostError> {
+    async fn switch_over(&self) {
         let mut out = self.outgoing.lock().await;
-        if *out == Outgoing::Copying {
-            *out = Outgoing::SwitchingOver;
-            let go_on = json!({ "state": "pre-switchover" });
-            if let Err(e) = self.cmd("migrate-continue", Some(go_on)).await {
-                // QEMU still waits, with nothing final sent: it may stop and run the guest on.
-                let _ = self.cmd("migrate_cancel", None).await;
-                self.settle().await;
-                return Err(failed(e));
+        if *out != Outgoing::Copying {
+            return;
+        }
+        *out = Outgoing::SwitchingOver;
+        let go_on = json!({ "state": "pre-switchover" });
+        if self.cmd("migrate-continue", Some(go_on)).await.is_err() {
+            // Unless QEMU went on regardless, it still waits with nothing final sent: it is let
+            // go on at the next look, and until then a cancel is still safe.
+            let waits = self
+                .cmd("query-migrate", None)
+                .await
+                .is_ok_and(|st| st["status"] == "pre-switchover");
+            if waits {
+                *out = Outgoing::Copying;
             }
         }
-        Ok(())
     }
 
     /// Waits, briefly, for QEMU to leave the stopped state of a switch-over that failed: it then
@@ -355,6 +367,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_stage_is_kept_for_a_reattach() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            dir: dir.path().into(),
+            run: dir.path().into(),
+        };
+        assert_eq!(Stage::load(&paths), Stage::Settled);
+        for stage in [Stage::Incoming, Stage::Sent, Stage::Settled] {
+            stage.save(&paths);
+            assert_eq!(Stage::load(&paths), stage);
+        }
+        assert!(!paths.migration().exists());
     }
 
     #[test]

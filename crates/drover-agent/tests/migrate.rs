@@ -224,6 +224,26 @@ async fn a_cancelled_migration_leaves_the_guest_running_at_its_source() {
     assert!(events_a.try_recv().is_err());
     assert!(events_b.try_recv().is_err());
 
+    // A send whose caller stops waiting goes on, and can still be cancelled.
+    let uri = b.migrate_receive(&s, "127.0.0.1").await.unwrap();
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(300), a.migrate_send("c1", &uri, 50)).await;
+    assert!(abandoned.is_err(), "{abandoned:?}");
+    a.migrate_cancel("c1").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !matches!(
+        a.migrate_cancel("c1").await,
+        Err(HostError::BadState {
+            actual: "running",
+            ..
+        })
+    ) {
+        assert!(Instant::now() < deadline, "the send did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.guests().await, vec![("c1".into(), GuestState::Running)]);
+    b.migrate_incoming_finish("c1", false).await.unwrap();
+
     // A destination that gave up is not sent to.
     let uri = b.migrate_receive(&s, "127.0.0.1").await.unwrap();
     b.migrate_incoming_finish("c1", false).await.unwrap();

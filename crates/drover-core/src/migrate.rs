@@ -75,13 +75,17 @@ impl Engine {
                     .await
                     .map_err(|e| failed(e.to_string()))?;
                 let uuid = obj.uuid();
+                // The send's own answer decides: a cancel that comes during the switch-over is
+                // refused and the send completes.
+                let send = sd.migrate_send(uuid, &uri, self.max_downtime_ms);
+                tokio::pin!(send);
                 let sent = tokio::select! {
-                    r = sd.migrate_send(uuid, &uri, self.max_downtime_ms) => r,
+                    r = &mut send => r,
                     () = ctx.cancel.cancelled() => {
                         if let Err(e) = sd.migrate_cancel(uuid).await {
-                            tracing::warn!(vm, error = %e, "cannot cancel a migration");
+                            tracing::info!(vm, error = %e, "the migration could not be cancelled");
                         }
-                        Err(HostError::MigrationCancelled)
+                        send.await
                     }
                 };
                 let stats = match sent {
@@ -106,13 +110,22 @@ impl Engine {
                         });
                     }
                 };
-                self.write(|t| moved(t, vm, &dest, &stats))?;
-                if let Err(e) = dd.migrate_incoming_finish(uuid, true).await {
-                    tracing::error!(vm, error = %e, "the target did not take the migrated guest");
-                }
+                let taken = dd.migrate_incoming_finish(uuid, true).await;
                 if let Err(e) = sd.migrate_release(uuid).await {
                     tracing::warn!(vm, error = %e, "cannot release the source's guest");
                 }
+                if let Err(e) = taken {
+                    // The source has handed the guest over and cannot take it back: the guest
+                    // is gone, and the inventory says so.
+                    let _ = dd.migrate_incoming_finish(uuid, false).await;
+                    let reason = format!("the target did not take the guest: {e}");
+                    self.write(|t| {
+                        crate::vm::record_unplanned_stop(t, vm, &reason)?;
+                        crate::vm::halt(t, vm)
+                    })?;
+                    return Err(failed(reason));
+                }
+                self.write(|t| moved(t, vm, &dest, &stats))?;
                 self.audit_system(
                     codes::VM_MIGRATION_DONE,
                     Severity::Normal,

@@ -480,10 +480,11 @@ pub trait HostDriver: Send + Sync {
         uri: &str,
         max_downtime_ms: u64,
     ) -> Result<MigrationStats, HostError>;
-    /// Cancels the outgoing migration of `uuid` in progress; its `migrate_send` fails with
-    /// [`HostError::MigrationCancelled`]. [`HostError::NoSuchGuest`] without the guest;
+    /// Asks the outgoing migration of `uuid` in progress to stop; its `migrate_send` then fails
+    /// with [`HostError::MigrationCancelled`]. [`HostError::NoSuchGuest`] without the guest;
     /// [`HostError::BadState`] when no send is in progress, or when it is switching over (too
-    /// late: the send then ends by itself).
+    /// late: the send ends by itself, and may well succeed). Either way the outcome is what
+    /// `migrate_send` answers, so a caller keeps waiting for it rather than dropping it.
     async fn migrate_cancel(&self, uuid: &str) -> Result<(), HostError>;
     /// Destination side, after the source's `migrate_send` returned: `commit = true` makes the
     /// received guest this host's (from then on it behaves exactly like a guest started here:

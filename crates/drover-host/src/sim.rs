@@ -7,7 +7,7 @@
 //! duration so that long-running behaviour (task progress, cancellation) is observable.
 //!
 //! Live migration moves no bytes: the simulated hosts of one process reach each other through
-//! [`LISTENERS`], where a destination's URI waits for the state of the guest sent to it.
+//! `LISTENERS`, where a destination's URI waits for the state of the guest sent to it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -128,6 +128,26 @@ impl Guest {
             });
         }
         Ok(())
+    }
+}
+
+/// A send in progress: it ends however its future ends, also when the caller stops waiting.
+struct Sending<'a> {
+    host: &'a SimHost,
+    uuid: &'a str,
+    cancel: Arc<Notify>,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if let Some(g) = self.host.state().guests.get_mut(self.uuid) {
+            if g.sending
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &self.cancel))
+            {
+                g.sending = None;
+            }
+        }
     }
 }
 
@@ -806,6 +826,12 @@ impl HostDriver for SimHost {
             g.sending = Some(cancel.clone());
             (g.state == GuestState::Paused, g.memory)
         };
+        // Declared before the state is locked below, so dropped after it.
+        let _sending = Sending {
+            host: self,
+            uuid,
+            cancel: cancel.clone(),
+        };
         let started = Instant::now();
         let cancelled = tokio::select! {
             biased;
@@ -822,7 +848,6 @@ impl HostDriver for SimHost {
                 "guest {uuid} stopped during the send"
             )));
         };
-        g.sending = None;
         if cancelled {
             return Err(HostError::MigrationCancelled);
         }
@@ -1523,6 +1548,23 @@ mod tests {
         b.migrate_incoming_finish("g", false).await.unwrap();
         assert!(b.guests().await.is_empty());
         assert_eq!(b.metrics().await.memory_free, 1 << 30);
+
+        // A send whose caller stops waiting is over.
+        let uri = b
+            .migrate_receive(&spec("g", 512 << 20), "10.0.0.2")
+            .await
+            .unwrap();
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(50), a.migrate_send("g", &uri, 100));
+        assert!(abandoned.await.is_err());
+        assert!(matches!(
+            a.migrate_cancel("g").await,
+            Err(HostError::BadState {
+                actual: "running",
+                ..
+            })
+        ));
+        b.migrate_incoming_finish("g", false).await.unwrap();
 
         // The destination gives up while the send is in progress.
         let uri = b

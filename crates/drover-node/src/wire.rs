@@ -447,6 +447,7 @@ const STATES: &[&str] = &[
     "incoming",
     "migrating",
     "migrated",
+    "switching over",
 ];
 /// Files named in [`HostError::MissingFile`].
 const FILES: &[&str] = &["kernel", "ramdisk"];
@@ -773,7 +774,7 @@ mod tests {
         bytes.extend_from_slice(b"abc");
         assert!(decode::<Frame>(&bytes).is_err());
 
-        // `Request` with `NetworkPrune` (variant 37) whose list claims 2^32 strings.
+        // `Request` with `NetworkPrune` (variant 38) whose list claims 2^32 strings.
         let mut bytes = encode(&Frame::Request {
             id: 1,
             call: Call::NetworkPrune { keep: vec![] },
@@ -857,7 +858,7 @@ mod tests {
         // Unknown variants and malformed fields are errors of their own.
         assert!(decode::<Frame>(&[0x7f]).is_err());
         assert!(decode::<Frame>(&[0xff; 16]).is_err());
-        // `Request`, id 1, `Start` (variant 3) ... `paused` as 2: not a bool.
+        // `Request`, id 1, `Start` (variant 4) ... `paused` as 2: not a bool.
         let mut start = samples().remove(0);
         *start.last_mut().unwrap() = 2;
         assert_eq!(

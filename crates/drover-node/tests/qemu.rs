@@ -1,7 +1,8 @@
-//! A node serving the QEMU agent, with the tiny guest built by `guest/build-tiny-guest.sh` (in
+//! Nodes serving the QEMU agent, with the tiny guest built by `guest/build-tiny-guest.sh` (in
 //! `guest/out`, or `$DROVER_TINY_GUEST`): a guest started through `RemoteHost` keeps running
-//! while the node restarts, and the new node re-attaches to it. Like the agent's own QEMU tests,
-//! this fails, loudly, without QEMU or the guest.
+//! while the node restarts, and the new node re-attaches to it; a guest moves live from one node
+//! to another over the loopback, or stays where it is when the move is cancelled. Like the
+//! agent's own QEMU tests, these fail, loudly, without QEMU or the guest.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,12 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_agent::{find_qemu, Accel, AccelChoice, AgentConfig, QemuHost};
-use drover_host::{DiskSpec, GuestSpec, GuestState, HostDriver, ImageFormat};
+use drover_host::{DiskSpec, GuestSpec, GuestState, HostDriver, HostError, ImageFormat};
 use drover_node::{enrol, serve, Ca, ClientConfig, NodeIdentity, RemoteHost};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
 const NODE: &str = "5b1e0c9a-2d4f-4a67-8e3b-9c0d1e2f3a4b";
+/// The node a guest migrates to.
+const NODE_B: &str = "6c2f1dab-3e50-4b78-9f4c-ad1e2f3a4b5c";
 const GUEST: &str = "n-q1";
 
 fn guest_dir() -> PathBuf {
@@ -29,11 +32,13 @@ fn guest_dir() -> PathBuf {
     dir
 }
 
-/// The agent as the agent's QEMU tests set it up.
-async fn qemu_host(data: &Path) -> QemuHost {
+/// The agent as the agent's QEMU tests set it up, sending live migrations at `bandwidth` bytes
+/// per second if given.
+async fn qemu_host(data: &Path, bandwidth: Option<u64>) -> QemuHost {
     let mut config = AgentConfig::new(data);
     config.accel = AccelChoice::Fixed(Accel::Tcg);
     config.shutdown_timeout = Duration::from_secs(30);
+    config.migration_bandwidth = bandwidth;
     QemuHost::open(config).await.expect("agent opens")
 }
 
@@ -56,9 +61,14 @@ struct NodeProcess {
 impl NodeProcess {
     /// Starts the QEMU agent on `data` and serves it on `addr` (any free port when `None`).
     fn start(data: &Path, addr: Option<SocketAddr>) -> NodeProcess {
+        Self::start_with(data, addr, None)
+    }
+
+    /// [`NodeProcess::start`] with the agent's migration bandwidth.
+    fn start_with(data: &Path, addr: Option<SocketAddr>, bandwidth: Option<u64>) -> NodeProcess {
         let rt = runtime();
         let (host, listener) = rt.block_on(async {
-            let host = qemu_host(&data.join("agent")).await;
+            let host = qemu_host(&data.join("agent"), bandwidth).await;
             let addr = addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
             (host, TcpListener::bind(addr).await.unwrap())
         });
@@ -71,6 +81,27 @@ impl NodeProcess {
     /// Stops the server and the agent: their tasks, listener and connections go.
     fn stop(self) {
         self.rt.shutdown_timeout(Duration::from_secs(5));
+    }
+
+    /// Enrols the new node as `name` with the engine's `ca` and connects to it.
+    async fn connect(&self, ca: &Ca, name: &str) -> RemoteHost {
+        let addr = self.addr.to_string();
+        let secret = self.secret.clone().expect("a new node makes a secret");
+        enrol(&addr, ca, &secret, name).await.unwrap();
+        RemoteHost::connect_with(&addr, ca, name, client_config())
+            .await
+            .unwrap()
+    }
+}
+
+/// Short timeouts, for tests.
+fn client_config() -> ClientConfig {
+    ClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+        long_request_timeout: Duration::from_secs(60),
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
     }
 }
 
@@ -109,19 +140,19 @@ fn alive(pid: u32) -> bool {
     })
 }
 
-/// Waits, through the node, until the console log has a line containing `needle` after byte
-/// `from`.
-async fn console_wait(h: &RemoteHost, from: usize, needle: &str) -> String {
+/// Waits, through the node, until the console log of guest `uuid` has a line containing
+/// `needle` after byte `from`.
+async fn console_wait(h: &RemoteHost, uuid: &str, from: usize, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let log = h.console_log(GUEST).await.unwrap_or_default();
+        let log = h.console_log(uuid).await.unwrap_or_default();
         let text = String::from_utf8_lossy(&log[from.min(log.len())..]).into_owned();
         if let Some(line) = text.lines().find(|l| l.contains(needle)) {
             return line.to_string();
         }
         assert!(
             Instant::now() < deadline,
-            "no {needle:?} on the console of {GUEST}; it says:\n{text}"
+            "no {needle:?} on the console of {uuid}; it says:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -165,18 +196,7 @@ fn a_restarted_node_reattaches_to_its_guests() {
     let addr = node.addr;
     let host = engine.block_on(async {
         let ca = Ca::load_or_create(&tmp.path().join("engine")).unwrap();
-        let secret = node.secret.clone().expect("a new node makes a secret");
-        enrol(&addr.to_string(), &ca, &secret, NODE).await.unwrap();
-        let config = ClientConfig {
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(10),
-            long_request_timeout: Duration::from_secs(60),
-            min_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(200),
-        };
-        RemoteHost::connect_with(&addr.to_string(), &ca, NODE, config)
-            .await
-            .unwrap()
+        node.connect(&ca, NODE).await
     });
     assert_eq!(host.info().driver, "qemu");
 
@@ -205,8 +225,8 @@ fn a_restarted_node_reattaches_to_its_guests() {
             ..GuestSpec::default()
         };
         host.start(&spec, false).await.unwrap();
-        console_wait(&host, 0, &format!("marker={marker}")).await;
-        console_wait(&host, 0, "uptime=").await
+        console_wait(&host, GUEST, 0, &format!("marker={marker}")).await;
+        console_wait(&host, GUEST, 0, "uptime=").await
     });
     let pid = qemu_pid(&data);
     assert!(alive(pid));
@@ -251,7 +271,7 @@ fn a_restarted_node_reattaches_to_its_guests() {
         assert!(alive(pid));
 
         // The same boot goes on: time moves on, and the guest did not boot again.
-        let later = console_wait(&host, booted.len(), "uptime=").await;
+        let later = console_wait(&host, GUEST, booted.len(), "uptime=").await;
         assert!(uptime(&later) > uptime(&first), "{first} then {later}");
         assert_eq!(
             later.split("boot_id=").nth(1),
@@ -277,4 +297,169 @@ fn a_restarted_node_reattaches_to_its_guests() {
     drop(host);
     engine.shutdown_timeout(Duration::from_secs(5));
     eprintln!("node restart with a live guest took {:?}", t0.elapsed());
+}
+
+/// A direct-boot spec of the tiny guest.
+fn tiny(uuid: &str, disks: Vec<DiskSpec>) -> GuestSpec {
+    let g = guest_dir();
+    GuestSpec {
+        uuid: uuid.into(),
+        name: "t".into(),
+        vcpus: 1,
+        memory: 96 << 20,
+        kernel: g.join("vmlinuz").to_string_lossy().into_owned(),
+        ramdisk: g.join("initrd.img").to_string_lossy().into_owned(),
+        args: "console=ttyS0 no_timer_check".into(),
+        disks,
+        ..GuestSpec::default()
+    }
+}
+
+/// `later` is a status line of the same boot as `first`, with time gone on.
+fn same_boot(first: &str, later: &str) {
+    assert_eq!(
+        first.split("boot_id=").nth(1),
+        later.split("boot_id=").nth(1),
+        "{first} then {later}"
+    );
+    assert!(uptime(later) > uptime(first), "{first} then {later}");
+}
+
+/// Two new nodes on `tmp`, the first sending live migrations at `bandwidth` if given, both
+/// enrolled with one engine CA, with the SR directory `tmp/sr` attached as `sr`.
+fn two_nodes(
+    engine: &Runtime,
+    tmp: &Path,
+    bandwidth: Option<u64>,
+) -> ([NodeProcess; 2], RemoteHost, RemoteHost) {
+    let sr = tmp.join("sr");
+    std::fs::create_dir_all(&sr).unwrap();
+    let node_a = NodeProcess::start_with(&tmp.join("a"), None, bandwidth);
+    let node_b = NodeProcess::start(&tmp.join("b"), None);
+    let (a, b) = engine.block_on(async {
+        let ca = Ca::load_or_create(&tmp.join("engine")).unwrap();
+        let (a, b) = (
+            node_a.connect(&ca, NODE).await,
+            node_b.connect(&ca, NODE_B).await,
+        );
+        for h in [&a, &b] {
+            h.sr_attach("sr", sr.to_str().unwrap()).await.unwrap();
+        }
+        (a, b)
+    });
+    ([node_a, node_b], a, b)
+}
+
+#[test]
+fn a_guest_moves_live_from_node_to_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_ra, _rb) = (Reaper(&tmp.path().join("a")), Reaper(&tmp.path().join("b")));
+    let engine = runtime();
+    let (nodes, a, b) = two_nodes(&engine, tmp.path(), None);
+    engine.block_on(async {
+        let disk = a
+            .image_create("sr", "d1", 16 << 20, ImageFormat::Qcow2)
+            .await
+            .unwrap();
+        let spec = tiny(
+            "n-m1",
+            vec![DiskSpec {
+                device: "1".into(),
+                sr: "sr".into(),
+                image: disk.location.clone(),
+                ..DiskSpec::default()
+            }],
+        );
+        a.start(&spec, false).await.unwrap();
+        let first = console_wait(&a, "n-m1", 0, "uptime=").await;
+        let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+
+        let uri = b.migrate_receive(&spec, "127.0.0.1").await.unwrap();
+        assert!(b.guests().await.is_empty());
+        let stats = a.migrate_send("n-m1", &uri, 50).await.unwrap();
+        eprintln!(
+            "live migration through nodes: downtime {} ms, total {} ms, {} bytes sent",
+            stats.downtime_ms, stats.total_ms, stats.transferred_bytes
+        );
+        assert!(matches!(
+            a.pause("n-m1").await,
+            Err(HostError::BadState {
+                actual: "migrated",
+                ..
+            })
+        ));
+        b.migrate_incoming_finish("n-m1", true).await.unwrap();
+        a.migrate_release("n-m1").await.unwrap();
+        assert!(a.guests().await.is_empty());
+        assert_eq!(
+            b.guests().await,
+            vec![("n-m1".to_string(), GuestState::Running)]
+        );
+        same_boot(&first, &console_wait(&b, "n-m1", 0, "uptime=").await);
+        assert!(events_a.try_recv().is_err());
+        assert!(events_b.try_recv().is_err());
+
+        b.shutdown("n-m1", true).await.unwrap();
+        b.image_destroy("sr", &disk.location).await.unwrap();
+    });
+    drop((a, b));
+    for n in nodes {
+        n.stop();
+    }
+    engine.shutdown_timeout(Duration::from_secs(5));
+}
+
+#[test]
+fn a_migration_between_nodes_can_be_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_ra, _rb) = (Reaper(&tmp.path().join("a")), Reaper(&tmp.path().join("b")));
+    let engine = runtime();
+    // At 1 MiB/s the send lasts many seconds: the cancel comes first.
+    let (nodes, a, b) = two_nodes(&engine, tmp.path(), Some(1 << 20));
+    engine.block_on(async {
+        let spec = tiny("n-c1", vec![]);
+        a.start(&spec, false).await.unwrap();
+        let first = console_wait(&a, "n-c1", 0, "uptime=").await;
+        assert!(matches!(
+            a.migrate_cancel("n-c1").await,
+            Err(HostError::BadState {
+                actual: "running",
+                ..
+            })
+        ));
+
+        let uri = b.migrate_receive(&spec, "127.0.0.1").await.unwrap();
+        let send = tokio::spawn({
+            let a = a.clone();
+            async move { a.migrate_send("n-c1", &uri, 50).await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Err(e) = a.migrate_cancel("n-c1").await {
+            assert!(
+                matches!(e, HostError::BadState { .. }) && Instant::now() < deadline,
+                "{e}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let sent = send.await.unwrap();
+        assert!(
+            matches!(sent, Err(HostError::MigrationCancelled)),
+            "{sent:?}"
+        );
+
+        assert_eq!(
+            a.guests().await,
+            vec![("n-c1".to_string(), GuestState::Running)]
+        );
+        let before = a.console_log("n-c1").await.unwrap().len();
+        same_boot(&first, &console_wait(&a, "n-c1", before, "uptime=").await);
+        b.migrate_incoming_finish("n-c1", false).await.unwrap();
+        assert!(b.guests().await.is_empty());
+        a.shutdown("n-c1", true).await.unwrap();
+    });
+    drop((a, b));
+    for n in nodes {
+        n.stop();
+    }
+    engine.shutdown_timeout(Duration::from_secs(5));
 }
