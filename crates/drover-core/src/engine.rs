@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use drover_host::{HostDriver, PifCounters};
 use drover_model::{Schema, Value};
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditLog, AUDIT_KIND, DEFAULT_AUDIT_RETENTION};
 use crate::auth::{Account, SessionInfo};
+use crate::balancer::DEFAULT_BALANCE_PERIOD;
 use crate::db::{Db, Obj, Ref};
 use crate::error::{CoreError, Result};
 use crate::fence::PowerManager;
@@ -50,6 +51,8 @@ pub struct EngineConfig {
     pub power_manager: Option<Arc<dyn PowerManager>>,
     /// The longest pause of a live migration, in milliseconds.
     pub max_migration_downtime_ms: u64,
+    /// How often load balancing and the power saver run.
+    pub balance_period: Duration,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +68,7 @@ impl Default for EngineConfig {
             connector: None,
             power_manager: None,
             max_migration_downtime_ms: DEFAULT_MAX_DOWNTIME_MS,
+            balance_period: DEFAULT_BALANCE_PERIOD,
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Engine {
     pub(crate) max_downtime_ms: u64,
     /// Hosts' heartbeat bookkeeping.
     pub(crate) liveness: Mutex<HashMap<String, crate::ha::Liveness>>,
+    /// Since when each host's CPU load has been at or over the policy's `HighUtilization`.
+    pub(crate) overcommit: Mutex<HashMap<String, u64>>,
     pub(crate) sessions: RwLock<HashMap<Ref, Arc<SessionInfo>>>,
     pub(crate) accounts: RwLock<HashMap<String, Account>>,
     pub(crate) cancels: Mutex<HashMap<Ref, CancellationToken>>,
@@ -172,6 +178,7 @@ impl Engine {
             power_manager: config.power_manager.clone(),
             max_downtime_ms: config.max_migration_downtime_ms,
             liveness: Mutex::new(HashMap::new()),
+            overcommit: Mutex::new(HashMap::new()),
             sessions: RwLock::new(HashMap::new()),
             accounts: RwLock::new(accounts),
             cancels: Mutex::new(HashMap::new()),
@@ -195,6 +202,7 @@ impl Engine {
         }
         crate::monitor::spawn(&engine);
         crate::ha::spawn(&engine);
+        crate::balancer::spawn(&engine, config.balance_period);
         engine.reconnect_all();
         Ok(engine)
     }

@@ -67,7 +67,7 @@ impl Engine {
                 .collect()
         });
         for (host, state) in hosts {
-            if matches!(state.as_str(), "down" | "powered_off") {
+            if matches!(state.as_str(), "down" | "powered_off" | "powering_up") {
                 continue;
             }
             let answered = match self.driver(&host) {

@@ -1,12 +1,13 @@
 //! Host messages: facts answered from the host driver, and enabling or disabling a host for
 //! new guests.
 
+use std::sync::Arc;
+
 use drover_model::Value;
 
 use crate::audit::{codes, Severity};
 use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
-use crate::fence::PowerAction;
 use crate::ops::{Ctx, Reply};
 
 /// A host operation.
@@ -59,7 +60,7 @@ impl HostAction {
 
 impl Engine {
     pub(crate) async fn host_action(
-        &self,
+        self: &Arc<Self>,
         ctx: &Ctx<'_>,
         host: &str,
         action: HostAction,
@@ -96,8 +97,7 @@ impl Engine {
                 Reply::Void
             }
             HostAction::PowerOn => {
-                self.power(host, PowerAction::On).await?;
-                self.set_host_state(host, None, false)?;
+                self.power_up(host).await?;
                 Reply::Void
             }
             HostAction::Eject => {

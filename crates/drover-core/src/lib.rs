@@ -9,6 +9,7 @@
 
 mod audit;
 mod auth;
+mod balancer;
 mod bootstrap;
 mod clone;
 mod configdrive;
@@ -39,6 +40,7 @@ mod vm;
 pub use audit::codes as audit_codes;
 pub use audit::{AuditEntry, Severity, DEFAULT_AUDIT_RETENTION};
 pub use auth::{AccountInfo, Caller, SUPERUSER_ROLE};
+pub use balancer::DEFAULT_BALANCE_PERIOD;
 pub use db::{Obj, Ref};
 pub use engine::{now, Engine, EngineConfig};
 pub use error::{CoreError, Result};

@@ -42,6 +42,9 @@ impl Engine {
         vm: &str,
         target: Option<&str>,
     ) -> Result<Reply> {
+        if self.get("VM", vm)?.str("power_state") == "Halted" {
+            return self.cold_migrate(ctx, vm, target).await;
+        }
         let obj = self.begin(ctx, vm, "pool_migrate")?;
         let vmr = vm.to_string();
         let registered = self.register_cancel(ctx);
@@ -143,6 +146,147 @@ impl Engine {
             self.unregister_cancel(ctx);
         }
         out.map(|()| Reply::Void)
+    }
+
+    /// Moves a halted VM to `target` (or the host the scheduler picks): each disk on an SR the
+    /// target cannot reach is copied onto the target's local SR — a new VDI with the same name
+    /// and size, its contents streamed from a host that has the original — the VM's drive takes
+    /// the copy, and the original goes unless another VM uses it. The VM's `affinity` becomes
+    /// the target, where it then starts. A failure leaves the VM as it was.
+    pub(crate) async fn cold_migrate(
+        &self,
+        ctx: &Ctx<'_>,
+        vm: &str,
+        target: Option<&str>,
+    ) -> Result<Reply> {
+        let obj = self.begin(ctx, vm, "migrate_send")?;
+        self.guarded(ctx, vm, "migrate_send", async {
+            let dest = match target {
+                Some(h) => {
+                    self.check_host(h)?;
+                    Ref::from(h)
+                }
+                None => self.choose_host(&obj, None)?,
+            };
+            let local = self.local_sr(&dest)?;
+            let moving: Vec<Obj> = self.read(|db| {
+                obj.refs("VBDs")
+                    .iter()
+                    .filter_map(|v| db.get("VBD", v))
+                    .filter(|v| !v.bool("empty"))
+                    .filter_map(|v| db.get("VDI", v.str("VDI")).map(|d| (**d).clone()))
+                    .collect()
+            });
+            let mut copies: Vec<(Obj, Ref)> = Vec::new();
+            for vdi in moving {
+                if self.sr_hosts(vdi.str("SR")).iter().any(|h| **h == *dest) {
+                    continue;
+                }
+                ctx.checkpoint()?;
+                match self.copy_across(&vdi, &local).await {
+                    Ok(copy) => copies.push((vdi, copy)),
+                    Err(e) => {
+                        for (_, copy) in &copies {
+                            self.forget_vdi(copy).await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            let vmr = vm.to_string();
+            let swapped = self.write(|t| {
+                let mut gone = Vec::new();
+                for (old, copy) in &copies {
+                    let vbds: Vec<Ref> = t
+                        .must("VM", &vmr)?
+                        .refs("VBDs")
+                        .into_iter()
+                        .filter(|v| t.get("VBD", v).is_some_and(|b| b.str("VDI") == &*old.r))
+                        .collect();
+                    for vbd in vbds {
+                        t.set("VBD", &vbd, "VDI", Value::str(&**copy))?;
+                    }
+                    if t.must("VDI", &old.r)?.refs("VBDs").is_empty() {
+                        gone.push((
+                            old.str("SR").to_string(),
+                            crate::storage::image_location(old),
+                        ));
+                        t.destroy("VDI", &old.r)?;
+                    }
+                }
+                t.set("VM", &vmr, "affinity", Value::str(&*dest))?;
+                Ok(gone)
+            });
+            match swapped {
+                Ok(gone) => {
+                    self.delete_images(&gone).await;
+                    Ok(((), Box::new(|_: &mut Txn| Ok(())) as Box<_>))
+                }
+                Err(e) => {
+                    for (_, copy) in &copies {
+                        self.forget_vdi(copy).await;
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await?;
+        Ok(Reply::Void)
+    }
+
+    /// The plugged local SR of a host.
+    fn local_sr(&self, host: &str) -> Result<Ref> {
+        self.read(|db| {
+            db.all("PBD")
+                .filter(|p| p.str("host") == host && p.bool("currently_attached"))
+                .filter_map(|p| db.get("SR", p.str("SR")))
+                .find(|s| s.str("type") == "local")
+                .map(|s| s.r.clone())
+        })
+        .ok_or_else(|| CoreError::OperationNotAllowed(format!("host {host} has no local storage")))
+    }
+
+    /// A copy of a VDI on `sr`, streamed between the hosts of the two SRs.
+    async fn copy_across(&self, vdi: &Obj, sr: &str) -> Result<Ref> {
+        let from = vdi.str("SR");
+        let copy = self
+            .new_vdi(
+                sr,
+                vdi.str("name_label"),
+                vdi.int("virtual_size"),
+                vdi.str("type"),
+                drover_host::ImageFormat::Qcow2,
+            )
+            .await?;
+        let copied = async {
+            let data = self
+                .sr_driver(from)?
+                .image_export(from, &crate::storage::image_location(vdi))
+                .await
+                .map_err(|e| self.host_error(e, "migrate_send"))?;
+            let location = crate::storage::image_location(&*self.get("VDI", &copy)?);
+            let info = self
+                .sr_driver(sr)?
+                .image_import(sr, &location, "raw", data)
+                .await
+                .map_err(|e| self.host_error(e, "migrate_send"))?;
+            self.write(|t| {
+                crate::storage::record_sizes(t, &copy, &info)?;
+                t.set(
+                    "VDI",
+                    &copy,
+                    "name_description",
+                    Value::str(vdi.str("name_description")),
+                )
+            })
+        };
+        match copied.await {
+            Ok(()) => Ok(copy),
+            Err(e) => {
+                self.forget_vdi(&copy).await;
+                Err(e)
+            }
+        }
     }
 
     /// Fails with `VM_REQUIRES_SR` unless `host` reaches every disk of the VM.

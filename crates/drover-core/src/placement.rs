@@ -66,7 +66,7 @@ pub(crate) fn host_status(db: &Db, host: &Obj, connected: bool) -> HostStatus {
         .is_none_or(|m| m.bool("live"));
     let state = host.other(crate::fleet::STATE_KEY).unwrap_or("");
     match state {
-        "powered_off" => return HostStatus::PoweredOff,
+        "powered_off" | "powering_up" => return HostStatus::PoweredOff,
         "down" => return HostStatus::Down,
         "non_responsive" => return HostStatus::NonResponsive,
         _ => {}

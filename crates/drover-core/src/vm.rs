@@ -241,6 +241,7 @@ fn rule(op: &str) -> Option<(&'static [&'static str], bool)> {
         "suspend" => (&["Running", "Paused"], false),
         "resume" | "resume_on" => (&["Suspended"], false),
         "pool_migrate" => (&["Running", "Paused"], false),
+        "migrate_send" => (H, false),
         "snapshot" => (&["Halted", "Running", "Paused", "Suspended"], false),
         "changing_memory_limits" | "changing_dynamic_range" => (&["Halted", "Running"], true),
         _ => return None,

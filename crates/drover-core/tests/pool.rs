@@ -122,6 +122,7 @@ impl Pool {
             admin_password: Some("secret".into()),
             connector: Some(fleet.clone()),
             power_manager: Some(power.clone()),
+            balance_period: Duration::from_millis(500),
             ..EngineConfig::default()
         };
         let engine = Engine::open(config, fleet.host("master")).await.unwrap();
@@ -252,6 +253,35 @@ impl Pool {
         })
         .await
         .unwrap();
+    }
+
+    /// Sets the pool's scheduling policy and its parameters.
+    async fn policy(&self, name: &str, params: &[(&str, &str)]) {
+        let pool = self
+            .engine
+            .read(|db| db.all("pool").next().unwrap().r.to_string());
+        let mut config = vec![(drover_core::POLICY_KEY.to_string(), name.to_string())];
+        config.extend(
+            params
+                .iter()
+                .map(|(k, v)| (format!("scheduling_policy:{k}"), v.to_string())),
+        );
+        self.call(Op::SetField {
+            class: "pool".into(),
+            r: pool,
+            field: "other_config".into(),
+            value: Value::string_map(config),
+        })
+        .await
+        .unwrap();
+    }
+
+    fn running_on(&self, host: &str) -> usize {
+        self.engine.read(|db| {
+            db.all("VM")
+                .filter(|v| v.str("resident_on") == host && v.str("power_state") == "Running")
+                .count()
+        })
     }
 
     /// Waits until `check` holds, for at most `secs` seconds.
@@ -511,4 +541,142 @@ async fn a_failed_host_is_fenced_before_its_ha_guests_restart_elsewhere() {
         "never two copies of a VM"
     );
     assert_eq!(pool.vm_field(&ha, "power_state"), "Running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_migration_copies_local_disks_to_the_target() {
+    let pool = Pool::new().await;
+    let b = pool.join("b").await;
+    let c = pool.join("c").await;
+    let local_of = |host: &str| {
+        pool.engine.read(|db| {
+            db.all("PBD")
+                .find(|p| {
+                    p.str("host") == host
+                        && db.get("SR", p.str("SR")).unwrap().str("type") == "local"
+                })
+                .unwrap()
+                .str("SR")
+                .to_string()
+        })
+    };
+    let vm = pool.vm("cold", Some(&local_of(&b)), 256).await;
+    let disk = |pool: &Pool| {
+        pool.engine.read(|db| {
+            let vm = db.get("VM", &vm).unwrap();
+            let vbd = vm
+                .refs("VBDs")
+                .into_iter()
+                .find_map(|v| db.get("VBD", &v).filter(|v| !v.bool("empty")).cloned())
+                .unwrap();
+            db.get("VDI", vbd.str("VDI")).unwrap().clone()
+        })
+    };
+    let before = disk(&pool);
+    pool.call(Op::Vm {
+        vm: vm.clone(),
+        action: VmAction::PoolMigrate {
+            host: Some(c.clone()),
+        },
+    })
+    .await
+    .unwrap();
+    let after = disk(&pool);
+    assert_eq!(
+        after.str("SR"),
+        local_of(&c),
+        "the disk was copied to c's storage"
+    );
+    assert_eq!(after.int("virtual_size"), before.int("virtual_size"));
+    assert!(
+        pool.engine.get("VDI", &before.r).is_err(),
+        "the original is gone"
+    );
+    assert_eq!(pool.vm_field(&vm, "affinity"), c);
+    pool.call(start(&vm, None)).await.unwrap();
+    assert_eq!(
+        pool.vm_field(&vm, "resident_on"),
+        c,
+        "it starts where its disk is"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balancing_spreads_guests_and_the_power_saver_switches_idle_hosts() {
+    let pool = Pool::new().await;
+    let b = pool.join("b").await;
+    let c = pool.join("c").await;
+    let master = pool.engine.this_host().to_string();
+    pool.call(Op::Host {
+        host: master,
+        action: HostAction::Disable,
+    })
+    .await
+    .unwrap();
+    let mut vms = Vec::new();
+    for i in 0..4 {
+        let vm = pool.vm(&format!("g{i}"), None, 256).await;
+        pool.call(start(&vm, Some(&b))).await.unwrap();
+        vms.push(vm);
+    }
+    assert_eq!(pool.running_on(&b), 4);
+    pool.policy(
+        "vm_evenly_distributed",
+        &[("HighVmCount", "3"), ("MigrationThreshold", "2")],
+    )
+    .await;
+    pool.until(20, "guests spread to c", |p| {
+        p.running_on(&b) == 2 && p.running_on(&c) == 2
+    })
+    .await;
+
+    // The power saver drains c onto b and switches the empty host off.
+    pool.set_pm(&b, "b").await;
+    pool.set_pm(&c, "c").await;
+    pool.policy(
+        "power_saving",
+        &[
+            ("EnableAutomaticHostPowerManagement", "true"),
+            ("HostsInReserve", "0"),
+            ("LowUtilization", "20"),
+        ],
+    )
+    .await;
+    pool.until(30, "an idle host switched off", |p| {
+        [&b, &c]
+            .iter()
+            .any(|h| p.engine.get("host", h).unwrap().other("drover_state") == Some("powered_off"))
+    })
+    .await;
+    let off = if pool.engine.get("host", &b).unwrap().other("drover_state") == Some("powered_off") {
+        b.clone()
+    } else {
+        c.clone()
+    };
+    assert_eq!(pool.running_on(&off), 0, "only an empty host goes off");
+    assert_eq!(
+        vms.iter()
+            .filter(|v| pool.vm_field(v, "power_state") == "Running")
+            .count(),
+        4
+    );
+    // Wanting a host in reserve switches it on again; it answers and is up.
+    pool.policy(
+        "power_saving",
+        &[
+            ("EnableAutomaticHostPowerManagement", "true"),
+            ("HostsInReserve", "1"),
+            ("LowUtilization", "0"),
+        ],
+    )
+    .await;
+    pool.until(30, "the host switched on again", |p| {
+        p.engine
+            .get("host", &off)
+            .unwrap()
+            .other("drover_state")
+            .is_none()
+            && p.engine.host_connected(&off)
+    })
+    .await;
 }
