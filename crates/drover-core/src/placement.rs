@@ -231,6 +231,10 @@ impl Engine {
         cluster
             .hosts
             .retain(|h| h.id.as_str() == host || Some(h.id.as_str()) == from);
+        let kept: Vec<HostId> = cluster.hosts.iter().map(|h| h.id.clone()).collect();
+        cluster
+            .vms
+            .retain(|v| v.host.as_ref().is_none_or(|h| kept.contains(h)));
         if !cluster.hosts.iter().any(|h| h.id.as_str() == host) {
             return Err(CoreError::handle("host", host));
         }
