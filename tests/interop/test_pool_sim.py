@@ -167,3 +167,28 @@ def test_zvm_guest_live_migrate_moves_a_guest_to_a_host_of_the_pool(zvm, x):
     assert zvm("guest_get_power_state", "ZMIG1") == "on"
     zvm("guest_delete", "ZMIG1")
     x.pool.eject(target)
+
+
+def test_ovirt_cluster_scheduling_policy_is_the_pools(system, x):
+    clusters = system.clusters_service()
+    cluster = clusters.list()[0]
+    policies = {p.name: p.id for p in system.scheduling_policies_service().list()}
+    assert cluster.scheduling_policy.id == policies["none"]
+    service = clusters.cluster_service(cluster.id)
+    service.update(types.Cluster(
+        scheduling_policy=types.SchedulingPolicy(id=policies["vm_evenly_distributed"]),
+        custom_scheduling_policy_properties=[types.Property(name="HighVmCount", value="3")],
+    ))
+    got = service.get()
+    assert got.scheduling_policy.id == policies["vm_evenly_distributed"]
+    assert {(p.name, p.value) for p in got.custom_scheduling_policy_properties} == {("HighVmCount", "3")}
+    config = x.pool.get_other_config(xapitest.the_pool(x))
+    assert config["scheduling_policy"] == "vm_evenly_distributed"
+    assert config["scheduling_policy:HighVmCount"] == "3"
+    with pytest.raises(Exception) as bad:
+        service.update(types.Cluster(
+            custom_scheduling_policy_properties=[types.Property(name="HighVmCount", value="many")],
+        ))
+    assert "HighVmCount" in str(bad.value)
+    service.update(types.Cluster(scheduling_policy=types.SchedulingPolicy(id=policies["none"])))
+    assert service.get().scheduling_policy.id == policies["none"]

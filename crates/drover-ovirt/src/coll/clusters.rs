@@ -3,11 +3,13 @@
 
 use axum::http::Method;
 use drover_core::db::Db;
+use drover_core::POLICY_KEY;
+use drover_sched::PolicyKind;
 
 use crate::api::{
     check_reference, collection, entity, no_such_resource, with_links, Api, Req, Resp,
 };
-use crate::coll::{datacenters, networks, permissions, schedulingpolicies, storagedomains};
+use crate::coll::{datacenters, networks, permissions, storagedomains};
 use crate::fault::{ApiError, ApiResult};
 use crate::listing;
 use crate::model::{self, CLUSTER_NAME_KEY};
@@ -130,8 +132,15 @@ pub fn render(db: &Db) -> Node {
         .child(crate::api::entity(
             "scheduling_policy",
             "schedulingpolicies",
-            &schedulingpolicies::default_policy().id,
-        ));
+            pool_policy(db).id(),
+        ))
+        .child(
+            Node::list("custom_scheduling_policy_properties").children(
+                policy_properties(db)
+                    .into_iter()
+                    .map(|(k, v)| Node::new("property").text("name", k).text("value", v)),
+            ),
+        );
     if let Some(net) = networks::management_network(db) {
         node.push(crate::api::entity(
             "management_network",
@@ -140,6 +149,65 @@ pub fn render(db: &Db) -> Node {
         ));
     }
     node
+}
+
+/// The pool's scheduling policy (`pool.other_config:scheduling_policy`).
+fn pool_policy(db: &Db) -> PolicyKind {
+    model::pool(db)
+        .and_then(|p| p.other(POLICY_KEY))
+        .and_then(PolicyKind::from_name)
+        .unwrap_or(PolicyKind::None)
+}
+
+/// The policy's parameters set on the pool (`scheduling_policy:<name>` keys).
+fn policy_properties(db: &Db) -> Vec<(String, String)> {
+    let Some(pool) = model::pool(db) else {
+        return Vec::new();
+    };
+    pool.get("other_config")
+        .as_map()
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.as_str()?.strip_prefix(PARAM_PREFIX)?;
+            Some((name.to_string(), v.as_str()?.to_string()))
+        })
+        .collect()
+}
+
+/// `pool.other_config` prefix of the scheduling policy's parameters.
+const PARAM_PREFIX: &str = "scheduling_policy:";
+
+/// The pool changes a cluster update's `scheduling_policy` (by id or name) and
+/// `custom_scheduling_policy_properties` ask for; each parameter is checked by the scheduler.
+fn policy_changes(body: &Node) -> ApiResult<Vec<(String, Option<String>)>> {
+    let mut changes = Vec::new();
+    if let Some(p) = body.get("scheduling_policy") {
+        let kind = match (body.id_at("scheduling_policy"), p.text_at("name")) {
+            (Some(id), _) => PolicyKind::ALL.iter().copied().find(|k| k.id() == id),
+            (None, Some(name)) => PolicyKind::from_name(name),
+            (None, None) => None,
+        }
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "Cannot edit Cluster. The scheduling policy does not exist.".into(),
+            )
+        })?;
+        changes.push((POLICY_KEY.to_string(), Some(kind.name().to_string())));
+    }
+    if let Some(props) = body.get("custom_scheduling_policy_properties") {
+        let mut params = drover_sched::PolicyParams::default();
+        for prop in props.all("property") {
+            let (Some(name), Some(value)) = (prop.text_at("name"), prop.text_at("value")) else {
+                return Err(ApiError::missing("Property", "name, value"));
+            };
+            params
+                .set(name, value)
+                .map_err(|e| ApiError::BadRequest(format!("Cannot edit Cluster. {e}")))?;
+            changes.push((format!("{PARAM_PREFIX}{name}"), Some(value.to_string())));
+        }
+    }
+    Ok(changes)
 }
 
 async fn update(api: &Api, req: &Req, id: &str) -> ApiResult<Resp> {
@@ -161,17 +229,19 @@ async fn update(api: &Api, req: &Req, id: &str) -> ApiResult<Resp> {
         body.get(elem)
             .map(|n| n.text.as_deref().unwrap_or("").trim().to_string())
     };
-    let mut changes: Vec<(&str, Option<String>)> = Vec::new();
+    let mut changes: Vec<(String, Option<String>)> = policy_changes(&body)?;
     if let Some(name) = body.text_at("name") {
-        changes.push((CLUSTER_NAME_KEY, Some(name.to_string())));
+        changes.push((CLUSTER_NAME_KEY.to_string(), Some(name.to_string())));
     }
     for (elem, key) in [("description", DESCRIPTION_KEY), ("comment", COMMENT_KEY)] {
         if let Some(t) = text(elem) {
-            changes.push((key, (!t.is_empty()).then_some(t)));
+            changes.push((key.to_string(), (!t.is_empty()).then_some(t)));
         }
     }
-    let changes: Vec<(&str, Option<&str>)> =
-        changes.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+    let changes: Vec<(&str, Option<&str>)> = changes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect();
     api.set_other(req, "pool", &pool, &changes).await?;
     Resp::ok(api.engine.read(render))
 }
