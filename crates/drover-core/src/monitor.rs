@@ -1,12 +1,12 @@
 //! Background work: following guest events and refreshing metrics (host, VM, VBD and guest
 //! agent figures) from the host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use drover_host::{GuestEvent, GuestMetrics, HostDriver};
-use drover_model::Value;
+use drover_model::{Value, NULL_REF};
 
 use crate::db::Ref;
 use crate::engine::{now, Engine};
@@ -46,10 +46,9 @@ pub(crate) fn spawn(engine: &Arc<Engine>) {
         loop {
             tick.tick().await;
             let Some(engine) = weak.upgrade() else { return };
-            for (host, driver) in engine.connected() {
-                engine.refresh_metrics(&host, &driver).await;
-                engine.refresh_pif_metrics(&host, &driver).await;
-            }
+            let hosts = engine.connected();
+            engine.refresh_metrics(&hosts).await;
+            engine.refresh_pif_metrics(&hosts).await;
         }
     });
 }
@@ -83,26 +82,42 @@ impl Engine {
         });
     }
 
-    async fn refresh_metrics(&self, host: &Ref, driver: &Arc<dyn HostDriver>) {
-        let hm = driver.metrics().await;
-        let running: Vec<(String, String)> = self.read(|db| {
-            db.all("VM")
-                .filter(|v| v.str("resident_on") == &**host)
-                .map(|v| (v.r.to_string(), v.uuid().to_string()))
-                .collect()
-        });
-        let mut figures = Vec::new();
-        for (vm, uuid) in running {
-            if let Ok(m) = driver.guest_metrics(&uuid).await {
-                figures.push((vm, m));
+    /// Reads the figures of every host and its guests, then records them all in one change.
+    async fn refresh_metrics(&self, hosts: &[(Ref, Arc<dyn HostDriver>)]) {
+        let mut running: HashMap<String, Vec<(String, String)>> = self.read(|db| {
+            let mut by_host: HashMap<String, Vec<(String, String)>> = HashMap::new();
+            for v in db.all("VM") {
+                let host = v.str("resident_on");
+                if host != NULL_REF {
+                    by_host
+                        .entry(host.to_string())
+                        .or_default()
+                        .push((v.r.to_string(), v.uuid().to_string()));
+                }
             }
+            by_host
+        });
+        let mut readings = Vec::with_capacity(hosts.len());
+        for (host, driver) in hosts {
+            let hm = driver.metrics().await;
+            let mut figures = Vec::new();
+            for (vm, uuid) in running.remove(&**host).unwrap_or_default() {
+                if let Ok(m) = driver.guest_metrics(&uuid).await {
+                    figures.push((vm, m));
+                }
+            }
+            readings.push((host.clone(), hm, figures));
         }
+        let on = |t: &Txn, vm: &str, host: &str| {
+            t.get("VM", vm)
+                .is_some_and(|v| v.str("resident_on") == host)
+        };
         let made = self.write(|t| {
-            for (vm, m) in &figures {
-                if t.get("VM", vm)
-                    .is_some_and(|v| v.str("resident_on") == &**host)
-                {
-                    add_metrics_records(t, vm, m)?;
+            for (host, _, figures) in &readings {
+                for (vm, m) in figures {
+                    if on(t, vm, host) {
+                        add_metrics_records(t, vm, m)?;
+                    }
                 }
             }
             Ok(())
@@ -111,35 +126,35 @@ impl Engine {
             tracing::warn!(error = %e, "could not record new guest metrics");
         }
         let _ = self.write_volatile(|t| {
-            let hmr = t.must("host", host)?.str("metrics").to_string();
-            if t.get("host_metrics", &hmr).is_some() {
-                t.set(
-                    "host_metrics",
-                    &hmr,
-                    "memory_free",
-                    Value::Int(hm.memory_free as i64),
-                )?;
-                t.set("host_metrics", &hmr, "last_updated", Value::DateTime(now()))?;
-            }
-            let cpus: Vec<(String, i64)> = t
-                .db()
-                .all("host_cpu")
-                .filter(|c| c.str("host") == &**host)
-                .map(|c| (c.r.to_string(), c.int("number")))
-                .collect();
-            for (c, n) in cpus {
-                let util = usize::try_from(n)
-                    .ok()
-                    .and_then(|n| hm.cpu_utilisation.get(n))
-                    .copied()
-                    .unwrap_or(0.0);
-                t.set("host_cpu", &c, "utilisation", Value::Float(util))?;
-            }
-            for (vm, m) in &figures {
-                if t.get("VM", vm)
-                    .is_some_and(|v| v.str("resident_on") == &**host)
-                {
-                    record_guest(t, vm, m)?;
+            for (host, hm, figures) in &readings {
+                let Some(obj) = t.get("host", host).cloned() else {
+                    continue;
+                };
+                let hmr = obj.str("metrics");
+                if t.get("host_metrics", hmr).is_some() {
+                    t.set(
+                        "host_metrics",
+                        hmr,
+                        "memory_free",
+                        Value::Int(hm.memory_free as i64),
+                    )?;
+                    t.set("host_metrics", hmr, "last_updated", Value::DateTime(now()))?;
+                }
+                for c in obj.refs("host_CPUs") {
+                    let Some(n) = t.get("host_cpu", &c).map(|c| c.int("number")) else {
+                        continue;
+                    };
+                    let util = usize::try_from(n)
+                        .ok()
+                        .and_then(|n| hm.cpu_utilisation.get(n))
+                        .copied()
+                        .unwrap_or(0.0);
+                    t.set("host_cpu", &c, "utilisation", Value::Float(util))?;
+                }
+                for (vm, m) in figures {
+                    if on(t, vm, host) {
+                        record_guest(t, vm, m)?;
+                    }
                 }
             }
             Ok(())

@@ -4,6 +4,8 @@
 //! The pool is one cluster. Its policy is `pool.other_config:scheduling_policy` (a built-in
 //! policy's name, `none` by default) with parameters from `scheduling_policy:<Param>` keys.
 
+use std::collections::{HashMap, HashSet};
+
 use drover_model::{Value, NULL_REF};
 use drover_sched::{Cluster, HostId, HostState, HostStatus, Policy, PolicyKind, Purpose, VmState};
 
@@ -43,24 +45,73 @@ pub(crate) fn pool_policy(db: &Db) -> Policy {
     policy
 }
 
-/// Mean utilisation of a host's CPUs, in percent.
-fn host_load(db: &Db, host: &str) -> u32 {
-    let utils: Vec<f64> = db
-        .all("host_cpu")
-        .filter(|c| c.str("host") == host)
-        .map(|c| match c.get("utilisation") {
-            Value::Float(f) => *f,
-            _ => 0.0,
-        })
-        .collect();
-    if utils.is_empty() {
-        return 0;
-    }
-    (utils.iter().sum::<f64>() / utils.len() as f64 * 100.0).round() as u32
+/// What the scheduler needs of every host, gathered in one pass over the inventory.
+#[derive(Default)]
+struct HostIndex<'a> {
+    /// Sum and count of each host's CPU utilisations.
+    cpu: HashMap<&'a str, (f64, usize)>,
+    /// The networks with a PIF on each host.
+    networks: HashMap<&'a str, Vec<String>>,
+    /// Networks with no PIF anywhere: host-internal networks, there wherever a guest needs
+    /// them.
+    internal: Vec<String>,
+    /// Hosts that run guests.
+    busy: HashSet<&'a str>,
 }
 
-/// The scheduler's status of a host: up when enabled, connected and live.
-pub(crate) fn host_status(db: &Db, host: &Obj, connected: bool) -> HostStatus {
+impl<'a> HostIndex<'a> {
+    fn new(db: &'a Db) -> HostIndex<'a> {
+        let mut index = HostIndex::default();
+        for c in db.all("host_cpu") {
+            let util = match c.get("utilisation") {
+                Value::Float(f) => *f,
+                _ => 0.0,
+            };
+            let e = index.cpu.entry(c.str("host")).or_default();
+            e.0 += util;
+            e.1 += 1;
+        }
+        for n in db.all("network") {
+            let pifs = n.refs("PIFs");
+            if pifs.is_empty() {
+                index.internal.push(n.r.to_string());
+            }
+            for p in pifs.iter().filter_map(|p| db.get("PIF", p)) {
+                index
+                    .networks
+                    .entry(p.str("host"))
+                    .or_default()
+                    .push(n.r.to_string());
+            }
+        }
+        for v in db.all("VM") {
+            let host = v.str("resident_on");
+            if host != NULL_REF {
+                index.busy.insert(host);
+            }
+        }
+        index
+    }
+
+    /// Mean utilisation of a host's CPUs, in percent.
+    fn load(&self, host: &str) -> u32 {
+        match self.cpu.get(host) {
+            Some((sum, n)) if *n > 0 => (sum / *n as f64 * 100.0).round() as u32,
+            _ => 0,
+        }
+    }
+
+    /// The networks a host has.
+    fn networks(&self, host: &str) -> Vec<String> {
+        let mut nets = self.networks.get(host).cloned().unwrap_or_default();
+        nets.extend(self.internal.iter().cloned());
+        nets
+    }
+}
+
+/// The scheduler's status of a host: up when enabled, connected and live; a disabled host
+/// that still runs guests (`busy`) is preparing for maintenance.
+fn host_status(db: &Db, host: &Obj, connected: bool, busy: bool) -> HostStatus {
     let live = db
         .get("host_metrics", host.str("metrics"))
         .is_none_or(|m| m.bool("live"));
@@ -75,7 +126,6 @@ pub(crate) fn host_status(db: &Db, host: &Obj, connected: bool) -> HostStatus {
         return HostStatus::NonResponsive;
     }
     if !host.bool("enabled") {
-        let busy = db.all("VM").any(|v| v.str("resident_on") == &*host.r);
         return if busy {
             HostStatus::PreparingForMaintenance
         } else {
@@ -83,21 +133,6 @@ pub(crate) fn host_status(db: &Db, host: &Obj, connected: bool) -> HostStatus {
         };
     }
     HostStatus::Up
-}
-
-/// The networks a host has: those with a PIF on it, and those with no PIF anywhere
-/// (host-internal networks exist wherever a guest needs them).
-fn host_networks(db: &Db, host: &str) -> Vec<String> {
-    db.all("network")
-        .filter(|n| {
-            let pifs = n.refs("PIFs");
-            pifs.is_empty()
-                || pifs
-                    .iter()
-                    .any(|p| db.get("PIF", p).is_some_and(|p| p.str("host") == host))
-        })
-        .map(|n| n.r.to_string())
-        .collect()
 }
 
 /// The scheduler's view of a VM.
@@ -161,8 +196,14 @@ pub(crate) fn ha_priority(vm: &Obj) -> i32 {
 impl Engine {
     /// The pool as the scheduler sees it now.
     pub(crate) fn cluster(&self) -> Cluster {
-        let connected: Vec<Ref> = self.connected().into_iter().map(|(h, _)| h).collect();
+        let connected: HashSet<String> = self
+            .connected()
+            .into_iter()
+            .map(|(h, _)| h.to_string())
+            .collect();
         self.read(|db| {
+            let index = HostIndex::new(db);
+            let master = self.this_host_in(db);
             let hosts = db
                 .all("host")
                 .map(|h| {
@@ -171,11 +212,12 @@ impl Engine {
                         .map_or(0, |m| m.int("memory_total").max(0) / MIB);
                     let cpus = h.refs("host_CPUs").len().max(1) as u32;
                     let mut state = HostState::new(&*h.r, cpus, memory as u64);
-                    state.status = host_status(db, h, connected.contains(&h.r));
-                    state.cpu_load_percent = host_load(db, &h.r);
-                    state.networks = host_networks(db, &h.r);
+                    let busy = index.busy.contains(&*h.r);
+                    state.status = host_status(db, h, connected.contains(&*h.r), busy);
+                    state.cpu_load_percent = index.load(&h.r);
+                    state.networks = index.networks(&h.r);
                     state.power_management = crate::fence::has_power_management(h);
-                    state.spm = *h.r == *self.this_host_in(db);
+                    state.spm = h.r == master;
                     state
                 })
                 .collect();

@@ -3,6 +3,7 @@
 //! their metrics. The management interface, which holds the host's own traffic, is never
 //! changed.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -632,25 +633,33 @@ impl Engine {
         .await
     }
 
-    /// Refreshes the `PIF_metrics` of a host's PIFs from the interfaces' counters: carrier
-    /// and traffic since the previous reading (a VLAN's PIF is counted on its bridge).
-    pub(crate) async fn refresh_pif_metrics(&self, host: &Ref, driver: &Arc<dyn HostDriver>) {
-        let pifs: Vec<(String, String)> = self.read(|db| {
-            db.all("PIF")
-                .filter(|p| p.str("host") == &**host)
-                .filter_map(|p| {
-                    let device = match p.str("VLAN_master_of") {
-                        NULL_REF => p.str("device"),
-                        _ => db.get("network", p.str("network"))?.str("bridge"),
-                    };
-                    Some((p.str("metrics").to_string(), device.to_string()))
-                })
-                .collect()
+    /// Refreshes the `PIF_metrics` of the hosts' PIFs from the interfaces' counters: carrier
+    /// and traffic since the previous reading (a VLAN's PIF is counted on its bridge), all in
+    /// one change.
+    pub(crate) async fn refresh_pif_metrics(&self, hosts: &[(Ref, Arc<dyn HostDriver>)]) {
+        let mut pifs: HashMap<String, Vec<(String, String)>> = self.read(|db| {
+            let mut by_host: HashMap<String, Vec<(String, String)>> = HashMap::new();
+            for p in db.all("PIF") {
+                let device = match p.str("VLAN_master_of") {
+                    NULL_REF => p.str("device"),
+                    _ => match db.get("network", p.str("network")) {
+                        Some(n) => n.str("bridge"),
+                        None => continue,
+                    },
+                };
+                by_host
+                    .entry(p.str("host").to_string())
+                    .or_default()
+                    .push((p.str("metrics").to_string(), device.to_string()));
+            }
+            by_host
         });
         let mut readings = Vec::new();
-        for (metrics, device) in pifs {
-            if let Ok(c) = driver.pif_counters(&device).await {
-                readings.push((metrics, c));
+        for (host, driver) in hosts {
+            for (metrics, device) in pifs.remove(&**host).unwrap_or_default() {
+                if let Ok(c) = driver.pif_counters(&device).await {
+                    readings.push((metrics, c));
+                }
             }
         }
         let at = Instant::now();

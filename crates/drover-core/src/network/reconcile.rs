@@ -187,32 +187,39 @@ impl Engine {
         change: impl Fn(&mut Txn) -> Result<T>,
     ) -> Result<T> {
         let _held = self.net_lock.lock().await;
-        let mut done: Vec<(Arc<dyn HostDriver>, Step, Step)> = Vec::new();
-        for (host, driver) in self.connected() {
-            let caps = driver.net_capabilities().await;
-            let planned = self.read(|db| -> Result<_> {
-                // A network that cannot be made as it is now does not hold up other changes; one
-                // the change makes impossible does.
-                let broken: Vec<bool> = nets
-                    .iter()
-                    .map(|n| {
-                        db.obj("network", n)
-                            .is_some_and(|net| network_spec(db, net, &host, &caps).is_err())
-                    })
-                    .collect();
-                let before = desired(db, nets, &host, &caps, &vec![true; nets.len()])?;
-                let mut t = Txn::new(db);
-                change(&mut t)?;
-                Ok((before, desired(&t, nets, &host, &caps, &broken)?))
+        let hosts = self.connected();
+        let mut caps = Vec::with_capacity(hosts.len());
+        for (host, driver) in &hosts {
+            caps.push(match self.recorded_capabilities(host) {
+                Some(c) => c,
+                None => driver.net_capabilities().await,
             });
-            let (before, after) = match planned {
-                Ok(p) => p,
-                Err(e) => {
-                    self.undo(&done).await;
-                    return Err(e);
-                }
-            };
-            let mut steps = plan(&before, &after);
+        }
+        // The change is tried once on a scratch transaction; every host's plan comes from it.
+        let plans = self.read(|db| -> Result<Vec<Vec<(Step, Step)>>> {
+            let mut t = Txn::new(db);
+            change(&mut t)?;
+            hosts
+                .iter()
+                .zip(&caps)
+                .map(|((host, _), caps)| {
+                    // A network that cannot be made as it is now does not hold up other
+                    // changes; one the change makes impossible does.
+                    let broken: Vec<bool> = nets
+                        .iter()
+                        .map(|n| {
+                            db.obj("network", n)
+                                .is_some_and(|net| network_spec(db, net, host, caps).is_err())
+                        })
+                        .collect();
+                    let before = desired(db, nets, host, caps, &vec![true; nets.len()])?;
+                    let after = desired(&t, nets, host, caps, &broken)?;
+                    Ok(plan(&before, &after))
+                })
+                .collect()
+        })?;
+        let mut done: Vec<(Arc<dyn HostDriver>, Step, Step)> = Vec::new();
+        for ((host, driver), mut steps) in hosts.into_iter().zip(plans) {
             steps.extend(
                 moves
                     .iter()
@@ -234,6 +241,20 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// What a host's kernel can do, as recorded in its `other_config` when it was last
+    /// brought in line (see [`Engine::restore_networks`]).
+    fn recorded_capabilities(&self, host: &str) -> Option<NetCapabilities> {
+        let obj = self.get("host", host).ok()?;
+        let flag = |key: &str| obj.other(key).map(|v| v == "true");
+        Some(NetCapabilities {
+            bridge: flag("net_bridge")?,
+            vlan_8021q: flag("net_vlan_8021q")?,
+            vlan_filtering: flag("net_vlan_filtering")?,
+            bonding: flag("net_bonding")?,
+            vxlan: flag("net_vxlan")?,
+        })
     }
 
     /// The host a guest runs on, by its VM's uuid.
