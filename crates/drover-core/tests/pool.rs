@@ -156,8 +156,7 @@ impl Pool {
         self.engine.get("VM", vm).unwrap().str(field).to_string()
     }
 
-    /// A VM with one disk on `sr` (none without), its memory `mib`. Simulated hosts keep
-    /// their images apart, so a VM that moves between them has no disk.
+    /// A VM with one disk on `sr` (none without), its memory `mib`.
     async fn vm(&self, name: &str, sr: Option<&str>, mib: i64) -> String {
         let template = self.engine.read(|db| {
             db.all("VM")
@@ -412,7 +411,9 @@ async fn live_migration_moves_a_guest_and_evacuation_empties_a_host() {
     let pool = Pool::new().await;
     let b = pool.join("b").await;
     let c = pool.join("c").await;
-    let vm = pool.vm("web", None, 512).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = pool.shared_sr(dir.path()).await;
+    let vm = pool.vm("web", Some(&shared), 512).await;
     pool.call(start(&vm, Some(&b))).await.unwrap();
     assert_eq!(pool.vm_field(&vm, "resident_on"), b);
     let uuid = pool.engine.get("VM", &vm).unwrap().uuid().to_string();

@@ -7,7 +7,9 @@
 //! duration so that long-running behaviour (task progress, cancellation) is observable.
 //!
 //! Live migration moves no bytes: the simulated hosts of one process reach each other through
-//! `LISTENERS`, where a destination's URI waits for the state of the guest sent to it.
+//! `LISTENERS`, where a destination's URI waits for the state of the guest sent to it. An SR
+//! attached at an absolute path (a shared directory) has the same images on every simulated
+//! host of the process that attaches it, as shared storage does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -176,9 +178,35 @@ impl Image {
     }
 }
 
+/// An SR's images; the SRs of one location (a shared directory) share them across the
+/// simulated hosts of the process.
+type Images = Arc<Mutex<HashMap<String, Image>>>;
+
 #[derive(Default)]
 struct Sr {
-    images: HashMap<String, Image>,
+    images: Images,
+}
+
+impl Sr {
+    fn images(&self) -> std::sync::MutexGuard<'_, HashMap<String, Image>> {
+        self.images.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The images of shared SRs by location: every simulated host that attaches a shared
+/// directory (an absolute path) sees the same images, as real hosts do.
+static SHARED_SRS: Mutex<BTreeMap<String, std::sync::Weak<Mutex<HashMap<String, Image>>>>> =
+    Mutex::new(BTreeMap::new());
+
+/// The images at a shared location, made (with `seed`'s images) if no host has it.
+fn shared_images(location: &str, seed: &Images) -> Images {
+    let mut shared = SHARED_SRS.lock().unwrap_or_else(|e| e.into_inner());
+    shared.retain(|_, w| w.strong_count() > 0);
+    if let Some(images) = shared.get(location).and_then(std::sync::Weak::upgrade) {
+        return images;
+    }
+    shared.insert(location.to_string(), Arc::downgrade(seed));
+    seed.clone()
 }
 
 #[derive(Default)]
@@ -227,7 +255,12 @@ impl SimHost {
                         )
                     })
                     .collect();
-                state.srs.insert(sr, Sr { images });
+                state.srs.insert(
+                    sr,
+                    Sr {
+                        images: Arc::new(Mutex::new(images)),
+                    },
+                );
             }
         }
         state.pifs = config.pifs.clone();
@@ -244,15 +277,15 @@ impl SimHost {
         let Some(path) = &self.config.state_file else {
             return;
         };
-        let disks: HashMap<&String, HashMap<&String, (u64, u64)>> = st
+        let disks: HashMap<&String, HashMap<String, (u64, u64)>> = st
             .srs
             .iter()
             .map(|(sr, s)| {
                 (
                     sr,
-                    s.images
+                    s.images()
                         .iter()
-                        .map(|(k, i)| (k, (i.virtual_size, i.physical)))
+                        .map(|(k, i)| (k.clone(), (i.virtual_size, i.physical)))
                         .collect(),
                 )
             })
@@ -348,7 +381,7 @@ impl SimHost {
             if d.image.is_empty() {
                 continue;
             }
-            if !st.srs.values().any(|sr| sr.images.contains_key(&d.image)) {
+            if !st.srs.values().any(|sr| sr.images().contains_key(&d.image)) {
                 return Err(HostError::NoSuchImage(d.image.clone()));
             }
         }
@@ -397,7 +430,7 @@ impl SimHost {
     }
 
     fn sr_used(sr: &Sr) -> u64 {
-        sr.images.values().map(|i| i.physical).sum()
+        sr.images().values().map(|i| i.physical).sum()
     }
 
     fn with_guest<T>(
@@ -570,9 +603,10 @@ impl HostDriver for SimHost {
             let sr = st
                 .srs
                 .values_mut()
-                .find(|sr| sr.images.contains_key(state_image))
+                .find(|sr| sr.images().contains_key(state_image))
                 .ok_or_else(|| HostError::NoSuchImage(state_image.into()))?;
-            let img = sr.images.get_mut(state_image).expect("found above");
+            let mut images = sr.images();
+            let img = images.get_mut(state_image).expect("found above");
             img.physical = img.physical.max(memory);
         }
         self.work().await;
@@ -596,7 +630,7 @@ impl HostDriver for SimHost {
             if !st
                 .srs
                 .values()
-                .any(|sr| sr.images.contains_key(state_image))
+                .any(|sr| sr.images().contains_key(state_image))
             {
                 return Err(HostError::NoSuchImage(state_image.into()));
             }
@@ -942,9 +976,20 @@ impl HostDriver for SimHost {
         Ok(())
     }
 
-    async fn sr_attach(&self, sr: &str, _location: &str) -> Result<StorageInfo, HostError> {
+    async fn sr_attach(&self, sr: &str, location: &str) -> Result<StorageInfo, HostError> {
         let mut st = self.state();
         let sr = st.srs.entry(sr.to_string()).or_default();
+        if location.starts_with('/') {
+            let shared = shared_images(location, &sr.images);
+            if !Arc::ptr_eq(&shared, &sr.images) {
+                let mine: Vec<(String, Image)> = sr.images().drain().collect();
+                shared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(mine);
+                sr.images = shared;
+            }
+        }
         Ok(StorageInfo {
             physical_size: self.config.sr_capacity,
             physical_utilisation: Self::sr_used(sr),
@@ -959,7 +1004,8 @@ impl HostDriver for SimHost {
     async fn sr_scan(&self, sr: &str) -> Result<Vec<ImageInfo>, HostError> {
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        Ok(sr.images.iter().map(|(k, img)| img.info(k)).collect())
+        let infos = sr.images().iter().map(|(k, img)| img.info(k)).collect();
+        Ok(infos)
     }
 
     async fn storage_info(&self, sr: &str) -> Result<StorageInfo, HostError> {
@@ -981,7 +1027,7 @@ impl HostDriver for SimHost {
         self.work().await;
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        if sr.images.contains_key(image) {
+        if sr.images().contains_key(image) {
             return Err(HostError::Failed(format!("image {image} exists")));
         }
         // New disks are allocated whole (as on a thick SR); clones and snapshots stay thin.
@@ -992,7 +1038,7 @@ impl HostDriver for SimHost {
             physical,
         };
         let info = img.info(image);
-        sr.images.insert(image.into(), img);
+        sr.images().insert(image.into(), img);
         self.save(&st);
         Ok(info)
     }
@@ -1001,7 +1047,7 @@ impl HostDriver for SimHost {
         self.work().await;
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        sr.images
+        sr.images()
             .remove(image)
             .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
         self.save(&st);
@@ -1013,12 +1059,12 @@ impl HostDriver for SimHost {
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
         let size = sr
-            .images
+            .images()
             .get(src)
             .ok_or_else(|| HostError::NoSuchImage(src.into()))?
             .virtual_size;
         self.grow(sr, IMAGE_METADATA)?;
-        sr.images.insert(
+        sr.images().insert(
             dst.into(),
             Image {
                 virtual_size: size,
@@ -1043,8 +1089,8 @@ impl HostDriver for SimHost {
         let (size, used) = {
             let mut st = self.state();
             let from = Self::sr_mut(&mut st, sr)?;
-            let img = from
-                .images
+            let images = from.images();
+            let img = images
                 .get(src)
                 .ok_or_else(|| HostError::NoSuchImage(src.into()))?;
             (img.virtual_size, img.physical)
@@ -1053,7 +1099,7 @@ impl HostDriver for SimHost {
         let mut st = self.state();
         let to = Self::sr_mut(&mut st, dst_sr)?;
         self.grow(to, used)?;
-        to.images.insert(
+        to.images().insert(
             dst.into(),
             Image {
                 virtual_size: size,
@@ -1072,17 +1118,19 @@ impl HostDriver for SimHost {
         self.work().await;
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        let img = sr
-            .images
-            .get_mut(image)
-            .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
-        if size < img.virtual_size {
-            return Err(HostError::Failed(
-                "shrinking a disk image is not supported".into(),
-            ));
-        }
-        img.virtual_size = size;
-        let info = img.info(image);
+        let info = {
+            let mut images = sr.images();
+            let img = images
+                .get_mut(image)
+                .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
+            if size < img.virtual_size {
+                return Err(HostError::Failed(
+                    "shrinking a disk image is not supported".into(),
+                ));
+            }
+            img.virtual_size = size;
+            img.info(image)
+        };
         self.save(&st);
         Ok(info)
     }
@@ -1090,8 +1138,8 @@ impl HostDriver for SimHost {
     async fn image_info(&self, sr: &str, image: &str) -> Result<ImageInfo, HostError> {
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        let img = sr
-            .images
+        let images = sr.images();
+        let img = images
             .get(image)
             .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
         Ok(img.info(image))
@@ -1122,12 +1170,14 @@ impl HostDriver for SimHost {
         }
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
-        let img = sr
-            .images
-            .get_mut(image)
-            .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
-        img.physical = img.physical.max(received);
-        let info = img.info(image);
+        let info = {
+            let mut images = sr.images();
+            let img = images
+                .get_mut(image)
+                .ok_or_else(|| HostError::NoSuchImage(image.into()))?;
+            img.physical = img.physical.max(received);
+            img.info(image)
+        };
         self.save(&st);
         Ok(info)
     }
@@ -1151,14 +1201,14 @@ impl HostDriver for SimHost {
         let mut st = self.state();
         let sr = Self::sr_mut(&mut st, sr)?;
         // The new image replaces an old one of that name, so only the difference must fit.
-        let old = sr.images.get(name).map_or(0, |i| i.physical);
+        let old = sr.images().get(name).map_or(0, |i| i.physical);
         self.grow(sr, size.saturating_sub(old))?;
         let img = Image {
             virtual_size: size,
             physical: size,
         };
         let info = img.info(name);
-        sr.images.insert(name.into(), img);
+        sr.images().insert(name.into(), img);
         self.save(&st);
         Ok(info)
     }
@@ -1369,6 +1419,38 @@ mod tests {
             vcpus: 1,
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn hosts_see_the_same_images_on_a_shared_directory_only() {
+        let (a, b) = (
+            SimHost::new(SimConfig::default()),
+            SimHost::new(SimConfig::default()),
+        );
+        let dir = "/simulated/shared-images-test";
+        a.sr_attach("shared-a", dir).await.unwrap();
+        a.image_create("shared-a", "d1", 1 << 20, ImageFormat::Qcow2)
+            .await
+            .unwrap();
+        b.sr_attach("shared-b", dir).await.unwrap();
+        assert_eq!(
+            b.image_info("shared-b", "d1").await.unwrap().virtual_size,
+            1 << 20
+        );
+        b.image_destroy("shared-b", "d1").await.unwrap();
+        assert!(
+            a.image_info("shared-a", "d1").await.is_err(),
+            "gone for both"
+        );
+        a.sr_attach("local", "sr-local").await.unwrap();
+        b.sr_attach("local", "sr-local").await.unwrap();
+        a.image_create("local", "d2", 1 << 20, ImageFormat::Qcow2)
+            .await
+            .unwrap();
+        assert!(
+            b.image_info("local", "d2").await.is_err(),
+            "local storage is each host's own"
+        );
     }
 
     #[tokio::test]
