@@ -182,6 +182,9 @@ impl Image {
 /// simulated hosts of the process.
 type Images = Arc<Mutex<HashMap<String, Image>>>;
 
+/// A shared SR's images as the registry holds them: alive while some host has the SR.
+type WeakImages = std::sync::Weak<Mutex<HashMap<String, Image>>>;
+
 #[derive(Default)]
 struct Sr {
     images: Images,
@@ -195,8 +198,7 @@ impl Sr {
 
 /// The images of shared SRs by location: every simulated host that attaches a shared
 /// directory (an absolute path) sees the same images, as real hosts do.
-static SHARED_SRS: Mutex<BTreeMap<String, std::sync::Weak<Mutex<HashMap<String, Image>>>>> =
-    Mutex::new(BTreeMap::new());
+static SHARED_SRS: Mutex<BTreeMap<String, WeakImages>> = Mutex::new(BTreeMap::new());
 
 /// The images at a shared location, made (with `seed`'s images) if no host has it.
 fn shared_images(location: &str, seed: &Images) -> Images {
