@@ -284,7 +284,11 @@ impl Engine {
                 }
                 let uuid = engine.get("host", &host).map(|h| h.uuid().to_string());
                 let Ok(uuid) = uuid else { return };
-                match connector.connect(&address, &uuid).await {
+                let answered = match connector.connect(&address, &uuid).await {
+                    Ok(driver) => driver.ping().await.map(|()| driver),
+                    Err(e) => Err(e),
+                };
+                match answered {
                     Ok(driver) => {
                         if let Err(e) = engine.attach_driver(&host, driver).await {
                             tracing::warn!(%host, error = %e, "cannot bring a host in line");
@@ -422,6 +426,15 @@ impl Engine {
                 }
             }
             crate::network::pif::forget_host_pifs(t, host)?;
+            let fond: Vec<Ref> = t
+                .db()
+                .all("VM")
+                .filter(|v| v.str("affinity") == host)
+                .map(|v| v.r.clone())
+                .collect();
+            for vm in fond {
+                t.set("VM", &vm, "affinity", Value::str(NULL_REF))?;
+            }
             let cpus: Vec<Ref> = t
                 .db()
                 .all("host_cpu")

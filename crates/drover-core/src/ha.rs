@@ -132,12 +132,22 @@ impl Engine {
                 Err(e)
             }
         };
-        let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
-        let l = live.entry(host.to_string()).or_default();
-        l.fencing = false;
-        if done.is_err() {
-            // Try again after the next misses.
-            l.misses = 0;
+        {
+            let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
+            let l = live.entry(host.to_string()).or_default();
+            l.fencing = false;
+            if done.is_err() {
+                // Try again after the next misses.
+                l.misses = 0;
+            }
+        }
+        // When its agent answers again (switched on, restarted), the host is taken back.
+        let address = self
+            .get("host", host)
+            .ok()
+            .and_then(|h| h.other(NODE_KEY).map(str::to_string));
+        if let Some(address) = address {
+            self.spawn_reconnect(host.clone(), address);
         }
     }
 

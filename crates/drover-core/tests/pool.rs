@@ -525,6 +525,22 @@ async fn a_failed_host_is_fenced_before_its_ha_guests_restart_elsewhere() {
     assert_eq!(pool.vm_field(&plain, "power_state"), "Halted");
     let state = pool.engine.get("host", &b).unwrap();
     assert_eq!(state.other("drover_state"), Some("down"));
+    // Switched on again, the host answers and is taken back.
+    pool.call(Op::Host {
+        host: b.clone(),
+        action: HostAction::PowerOn,
+    })
+    .await
+    .unwrap();
+    pool.until(20, "b up again", |p| {
+        p.engine
+            .get("host", &b)
+            .unwrap()
+            .other("drover_state")
+            .is_none()
+            && p.engine.host_connected(&b)
+    })
+    .await;
 
     // When fencing cannot be confirmed, nothing is restarted.
     *pool.power.broken.lock().unwrap() = true;
