@@ -156,8 +156,13 @@ def test_ovirt_adds_hosts_migrates_and_deactivates_with_evacuation(system, x):
 def test_zvm_guest_live_migrate_moves_a_guest_to_a_host_of_the_pool(zvm, x):
     zvm("guest_create", "ZMIG1", 1, 128)
     zvm("guest_start", "ZMIG1")
+    assert zvm("host_get_ssi_info") == [], "one host is no cluster"
     target = join(x, "127.0.0.17:8443")
     x.host.set_name_label(target, "SYS7")
+    ssi = zvm("host_get_ssi_info")
+    assert "output.ssiInfoCount = 2" in ssi
+    slot = ssi.index("member_system_id = SYS7")
+    assert ssi[slot + 1] == "member_state = Joined", ssi
     vm = x.VM.get_by_name_label("ZMIG1")[0]
     assert x.VM.get_resident_on(vm) != target
     zvm("guest_live_migrate", "ZMIG1", "ZCCUSER", "sys7", {}, "test")
