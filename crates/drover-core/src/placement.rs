@@ -221,10 +221,12 @@ impl Engine {
                     state
                 })
                 .collect();
+            // Only guests that run take room; a VM being placed is given on its own.
             let vms = db
                 .all("VM")
                 .filter(|v| {
-                    !v.bool("is_a_template")
+                    matches!(v.str("power_state"), "Running" | "Paused")
+                        && !v.bool("is_a_template")
                         && !v.bool("is_a_snapshot")
                         && !v.bool("is_control_domain")
                 })
