@@ -197,3 +197,38 @@ def test_ovirt_cluster_scheduling_policy_is_the_pools(system, x):
     assert "HighVmCount" in str(bad.value)
     service.update(types.Cluster(scheduling_policy=types.SchedulingPolicy(id=policies["none"])))
     assert service.get().scheduling_policy.id == policies["none"]
+
+
+def test_ovirt_fence_agent_switches_a_host_through_drover_fence(system, x, tmp_path):
+    """The `drover` fence agent type runs `drover fence`: `stop` kills what the plug directory's
+    node.pid names and fences the host (its VMs down), `start` runs the `start` command."""
+    hosts = system.hosts_service()
+    added = hosts.add(types.Host(name="node-f", address="127.0.0.18", root_password="s"))
+    host = hosts.host_service(added.id)
+    plug = tmp_path / "node-f"
+    plug.mkdir()
+    agents = host.fence_agents_service()
+    assert agents.list() == []
+    agent = agents.add(types.Agent(
+        type="drover", address="127.0.0.18", username="fencer", password="secret", port=623,
+        order=1, options=[types.Option(name="plug", value=str(plug)),
+                          types.Option(name="start",
+                                       value=f"echo $$ > {plug}/node.pid; exec sleep 60")]))
+    assert agent.type == "drover" and agent.port == 623 and agent.username == "fencer"
+    assert {o.name for o in agents.agent_service(agent.id).get().options} == {"plug", "start"}
+    assert host.get().power_management.enabled
+    ref = x.host.get_by_uuid(added.id)
+    assert "password" not in str(agents.agent_service(agent.id).get().options)
+    assert x.host.get_power_on_mode(ref) == "drover"
+
+    assert host.fence(fence_type="status").status == types.PowerManagementStatus.OFF
+    host.fence(fence_type="start")
+    assert host.fence(fence_type="status").status == types.PowerManagementStatus.ON
+    wait_for(lambda: host.get().status, lambda s: s == types.HostStatus.UP, what="up")
+    vm = running_vm(x, ref, xapitest.unique("fenced"))
+    host.fence(fence_type="stop")
+    assert host.fence(fence_type="status").status == types.PowerManagementStatus.OFF
+    assert x.VM.get_power_state(vm) == "Halted"
+    assert host.get().status == types.HostStatus.DOWN
+    agents.agent_service(agent.id).remove()
+    assert not host.get().power_management.enabled

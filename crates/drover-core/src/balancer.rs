@@ -126,6 +126,9 @@ impl Engine {
     /// answers.
     pub(crate) async fn power_up(self: &Arc<Self>, host: &str) -> Result<()> {
         self.power(host, PowerAction::On).await?;
+        if self.host_connected(host) {
+            return self.set_host_state(host, None, true);
+        }
         self.set_host_state(host, Some("powering_up"), false)?;
         self.audit_system(
             codes::VDS_POWER_SAVE,

@@ -89,6 +89,8 @@ pub struct Engine {
     pub(crate) max_downtime_ms: u64,
     /// Hosts' heartbeat bookkeeping.
     pub(crate) liveness: Mutex<HashMap<String, crate::ha::Liveness>>,
+    /// HA guests of fenced hosts waiting to be restarted, with their hosts, in order.
+    pub(crate) ha_restarts: Mutex<Vec<(drover_sched::VmId, drover_sched::HostId)>>,
     /// Since when each host's CPU load has been at or over the policy's `HighUtilization`.
     pub(crate) overcommit: Mutex<HashMap<String, u64>>,
     pub(crate) sessions: RwLock<HashMap<Ref, Arc<SessionInfo>>>,
@@ -179,6 +181,7 @@ impl Engine {
             max_downtime_ms: config.max_migration_downtime_ms,
             liveness: Mutex::new(HashMap::new()),
             overcommit: Mutex::new(HashMap::new()),
+            ha_restarts: Mutex::new(Vec::new()),
             sessions: RwLock::new(HashMap::new()),
             accounts: RwLock::new(accounts),
             cancels: Mutex::new(HashMap::new()),

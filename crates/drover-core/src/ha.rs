@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_model::Value;
-use drover_sched::HostId;
+use drover_sched::{HostId, VmId};
 
 use crate::audit::codes;
 use crate::audit::Severity;
@@ -59,6 +59,9 @@ pub(crate) fn spawn(engine: &Arc<Engine>) {
 impl Engine {
     /// Pings every watched host once and acts on those that stopped answering.
     async fn heartbeat_round(self: &Arc<Self>) {
+        if let Err(e) = self.run_ha_restarts().await {
+            tracing::warn!(error = %e, "cannot restart HA guests");
+        }
         let master = self.this_host();
         let hosts: Vec<(Ref, String)> = self.read(|db| {
             db.all("host")
@@ -152,7 +155,7 @@ impl Engine {
     }
 
     /// The host is confirmed off: its guests stopped with it.
-    async fn host_fenced(self: &Arc<Self>, host: &Ref) -> Result<()> {
+    pub(crate) async fn host_fenced(self: &Arc<Self>, host: &Ref) -> Result<()> {
         let cluster = self.cluster();
         let plan = drover_sched::plan_ha_restarts(&cluster, &HostId::from(&**host));
         let vms: Vec<Ref> = self.read(|db| {
@@ -194,8 +197,23 @@ impl Engine {
                 &format!("Highly available VM could not be restarted: {reason}"),
             );
         }
+        // The heartbeat loop restarts them, in this order, through the entry path.
+        self.ha_restarts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(plan.restarts);
+        Ok(())
+    }
+
+    /// Starts the HA guests that fenced hosts left, in the order they were planned.
+    async fn run_ha_restarts(self: &Arc<Self>) -> Result<()> {
+        let restarts: Vec<(VmId, HostId)> =
+            std::mem::take(&mut *self.ha_restarts.lock().unwrap_or_else(|e| e.into_inner()));
+        if restarts.is_empty() {
+            return Ok(());
+        }
         let caller = self.service_session("drover-ha")?;
-        for (vm, target) in plan.restarts {
+        for (vm, target) in restarts {
             let op = Op::Vm {
                 vm: vm.as_str().into(),
                 action: VmAction::StartOn {

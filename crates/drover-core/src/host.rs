@@ -6,8 +6,10 @@ use std::sync::Arc;
 use drover_model::Value;
 
 use crate::audit::{codes, Severity};
+use crate::db::Ref;
 use crate::engine::{now, Engine};
 use crate::error::{CoreError, Result};
+use crate::fence::{PowerAction, PowerState};
 use crate::ops::{Ctx, Reply};
 
 /// A host operation.
@@ -36,6 +38,14 @@ pub enum HostAction {
     },
     /// Switches the host on through its power management.
     PowerOn,
+    /// Fences the host through its power management: switches it off, and once it is
+    /// confirmed off, its guests are halted and its HA guests restarted elsewhere.
+    PowerOff,
+    /// The host's power state as its power management reports it (`on` or `off`).
+    PowerStatus,
+    /// An administrator confirms that a non-responsive host is off (rebooted by hand): its
+    /// guests are halted and its HA guests restarted elsewhere, as after fencing.
+    ConfirmFenced,
     /// Removes the host from the pool (XenAPI `pool.eject`).
     Eject,
 }
@@ -53,6 +63,9 @@ impl HostAction {
             HostAction::Evacuate => "evacuate",
             HostAction::SetPowerOnMode { .. } => "set_power_on_mode",
             HostAction::PowerOn => "power_on",
+            HostAction::PowerOff => "power_off",
+            HostAction::PowerStatus => "power_status",
+            HostAction::ConfirmFenced => "confirm_fenced",
             HostAction::Eject => "eject",
         }
     }
@@ -100,11 +113,46 @@ impl Engine {
                 self.power_up(host).await?;
                 Reply::Void
             }
+            HostAction::PowerOff => {
+                self.refuse_master(host)?;
+                self.detach_driver(host);
+                self.set_host_state(host, Some("non_responsive"), false)?;
+                self.fence(host).await?;
+                self.host_fenced(&Ref::from(host)).await?;
+                Reply::Void
+            }
+            HostAction::PowerStatus => {
+                let state = match self.power(host, PowerAction::Status).await? {
+                    PowerState::On => "on",
+                    PowerState::Off => "off",
+                };
+                Reply::Value(Value::str(state))
+            }
+            HostAction::ConfirmFenced => {
+                self.refuse_master(host)?;
+                if self.host_connected(host) {
+                    return Err(CoreError::OperationNotAllowed(format!(
+                        "host {host} answers; only a host that does not can be confirmed off"
+                    )));
+                }
+                self.host_fenced(&Ref::from(host)).await?;
+                Reply::Void
+            }
             HostAction::Eject => {
                 self.eject_host(host).await?;
                 Reply::Void
             }
         })
+    }
+
+    /// Refuses power operations on the master, which runs the engine.
+    fn refuse_master(&self, host: &str) -> Result<()> {
+        if *self.this_host() == *host {
+            return Err(CoreError::OperationNotAllowed(
+                "the pool master runs the engine and cannot be switched off".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Fails with `HOST_DISABLED` when the host accepts no new guests.

@@ -558,6 +558,17 @@ async fn a_failed_host_is_fenced_before_its_ha_guests_restart_elsewhere() {
         "never two copies of a VM"
     );
     assert_eq!(pool.vm_field(&ha, "power_state"), "Running");
+    // An administrator who switched c off by hand says so; its HA guest then restarts.
+    pool.call(Op::Host {
+        host: c.clone(),
+        action: HostAction::ConfirmFenced,
+    })
+    .await
+    .unwrap();
+    pool.until(20, "HA guest restarted after the confirmation", |p| {
+        p.vm_field(&ha, "power_state") == "Running" && p.vm_field(&ha, "resident_on") != c
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,6 +103,7 @@ pub fn host_status(host: &Obj, metrics_live: bool) -> &'static str {
     match host.other(drover_core::STATE_KEY) {
         Some("non_responsive") => return "non_responsive",
         Some("down" | "powered_off") => return "down",
+        Some("powering_up") => return "connecting",
         _ => {}
     }
     if !host.bool("enabled") {

@@ -163,13 +163,26 @@ fn host_line(action: &HostAction) -> Option<Line> {
             "switch on",
             "{what} was switched on by {user}.",
         )),
+        HostAction::PowerOff => Some(line(
+            USER_UPDATE_VDS,
+            USER_FAILED_UPDATE_VDS,
+            "fence",
+            "{what} was fenced by {user}.",
+        )),
+        HostAction::ConfirmFenced => Some(line(
+            USER_UPDATE_VDS,
+            USER_FAILED_UPDATE_VDS,
+            "confirm the reboot of",
+            "{user} confirmed that {what} was rebooted.",
+        )),
         HostAction::Eject => Some(line(
             USER_REMOVE_VDS,
             USER_FAILED_REMOVE_VDS,
             "remove",
             "{what} was removed from the pool by {user}.",
         )),
-        HostAction::ComputeFreeMemory
+        HostAction::PowerStatus
+        | HostAction::ComputeFreeMemory
         | HostAction::GetServertime
         | HostAction::GetServerLocaltime
         | HostAction::GetManagementInterface => None,

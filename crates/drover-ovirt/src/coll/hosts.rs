@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use axum::http::Method;
 use drover_core::db::Db;
-use drover_core::{HostAction, NetOp, Obj, Op};
+use drover_core::{HostAction, NetOp, Obj, Op, Reply};
 use drover_model::{Value, NULL_REF};
 
 use crate::api::{collection, entity, limit, no_such_resource, with_links, Api, Req, Resp};
 use crate::coll::vmdevices::{self, Stat};
 use crate::coll::vms::VmSubject;
-use crate::coll::{clusters, permissions, storagedomains, tags};
+use crate::coll::{clusters, fenceagents, permissions, storagedomains, tags};
 use crate::fault::{ApiError, ApiResult};
 use crate::listing;
 use crate::model::{self, COMMENT_KEY};
@@ -26,7 +26,7 @@ use crate::search::{self, FieldValue, Subject};
 const ACTIONS: &[&str] = &["activate", "deactivate", "fence", "refresh"];
 
 /// Sub-collections of a host.
-const SUBS: &[&str] = &["nics", "permissions", "statistics", "tags"];
+const SUBS: &[&str] = &["fenceagents", "nics", "permissions", "statistics", "tags"];
 
 /// Handles `/hosts/...`.
 pub async fn handle(api: &Api, req: &Req, rest: &[&str]) -> ApiResult<Resp> {
@@ -59,6 +59,7 @@ pub async fn handle(api: &Api, req: &Req, rest: &[&str]) -> ApiResult<Resp> {
             let host = host(api, id)?;
             match *sub {
                 "nics" => nics(api, req, &host, tail),
+                "fenceagents" => fenceagents::handle(api, req, &host, tail).await,
                 "permissions" => permissions::for_object(api, req, "host", &host, tail).await,
                 "statistics" if req.method == Method::GET => {
                     let stats = api.engine.read(|db| statistics(db, &host));
@@ -260,6 +261,7 @@ fn is_spm(db: &Db, host: &Obj) -> bool {
 
 /// A host as oVirt shows it.
 pub fn render(db: &Db, host: &Obj) -> Node {
+    let pm = !host.str("power_on_mode").is_empty();
     let id = host.uuid();
     let m = metrics(db, host);
     let total = m.map_or(0, |m| m.int("memory_total"));
@@ -292,8 +294,8 @@ pub fn render(db: &Db, host: &Obj) -> Node {
         .text("memory", total)
         .child(
             Node::new("power_management")
-                .text("automatic_pm_enabled", false)
-                .text("enabled", false)
+                .text("automatic_pm_enabled", pm)
+                .text("enabled", pm)
                 .text("kdump_detection", false),
         )
         .child(
@@ -544,7 +546,7 @@ async fn act(api: &Api, req: &Req, host: &Obj, action: &str) -> ApiResult<Resp> 
     match action {
         "activate" => activate(api, req, host, &body).await,
         "deactivate" => deactivate(api, req, host, &body).await,
-        "fence" => fence(api, host, &body),
+        "fence" => fence(api, req, host, &body).await,
         _ => {
             api.action(
                 req,
@@ -630,10 +632,12 @@ async fn deactivate(api: &Api, req: &Req, host: &Obj, body: &Node) -> ApiResult<
 /// The fence types oVirt knows.
 const FENCE_TYPES: &[&str] = &["manual", "restart", "start", "status", "stop"];
 
-/// `fence`: this engine has no power management, so a host's power cannot be queried or
-/// switched (oVirt's answers for a host without fence agents); `manual` confirms a reboot of a
-/// host in a status that allows it, which leaves nothing to clear when it runs no VMs.
-fn fence(api: &Api, host: &Obj, body: &Node) -> ApiResult<Resp> {
+/// `fence`: through the host's fence agent (see `fenceagents`), `status` reports its power,
+/// `start` switches it on, `stop` fences it (switched off, then its VMs are down and its highly
+/// available VMs restart elsewhere) and `restart` does both. Without an agent these answer as
+/// oVirt does. `manual` confirms that a host that does not respond was rebooted by hand: its
+/// VMs are then down and its highly available VMs restart elsewhere.
+async fn fence(api: &Api, req: &Req, host: &Obj, body: &Node) -> ApiResult<Resp> {
     let kind = body
         .text_at("fence_type")
         .ok_or_else(|| ApiError::BadRequest("Action [fenceType] required for fence".into()))?
@@ -644,8 +648,13 @@ fn fence(api: &Api, host: &Obj, body: &Node) -> ApiResult<Resp> {
             FENCE_TYPES.join(", ")
         )));
     }
+    let op = |action: HostAction| Op::Host {
+        host: host.r.to_string(),
+        action,
+    };
+    let has_agent = !host.str("power_on_mode").is_empty();
     match kind.as_str() {
-        "status" => Resp::ok(
+        "status" if !has_agent => Resp::ok(
             Node::new("action")
                 .child(Node::new("fault").text(
                     "reason",
@@ -657,11 +666,23 @@ fn fence(api: &Api, host: &Obj, body: &Node) -> ApiResult<Resp> {
                 .text("fence_type", "status")
                 .text("status", "failed"),
         ),
+        "status" => {
+            let power = match api.op(req, op(HostAction::PowerStatus)).await? {
+                Reply::Value(v) => v.as_str().unwrap_or("unknown").to_string(),
+                _ => "unknown".into(),
+            };
+            Resp::ok(
+                Node::new("action")
+                    .child(Node::new("power_management").text("status", power))
+                    .text("fence_type", "status")
+                    .text("status", "complete"),
+            )
+        }
         "manual" => {
             let (status, running) = api
                 .engine
                 .read(|db| (status(db, host), running_vms(db, host).len()));
-            if !matches!(status, "maintenance" | "non_responsive") {
+            if !matches!(status, "maintenance" | "non_responsive" | "down") {
                 return Err(ApiError::Conflict(
                     "Cannot confirm 'Host has been rebooted' Host. Valid Host statuses are \"Non \
                      operational\", \"Maintenance\" or \"Connecting\"."
@@ -669,17 +690,24 @@ fn fence(api: &Api, host: &Obj, body: &Node) -> ApiResult<Resp> {
                 ));
             }
             if running > 0 {
-                return Err(ApiError::Conflict(
-                    "Cannot confirm 'Host has been rebooted' Host. This engine cannot mark the \
-                     VMs of a host that does not respond as down yet."
-                        .into(),
-                ));
+                api.op(req, op(HostAction::ConfirmFenced)).await?;
             }
             Resp::ok(Node::new("action").text("status", "complete"))
         }
-        _ => Err(ApiError::Conflict(
+        _ if !has_agent => Err(ApiError::Conflict(
             "Cannot fence Host, Host fence is disabled.".into(),
         )),
+        "start" => {
+            api.op(req, op(HostAction::PowerOn)).await?;
+            Resp::ok(Node::new("action").text("status", "complete"))
+        }
+        _ => {
+            api.op(req, op(HostAction::PowerOff)).await?;
+            if kind == "restart" {
+                api.op(req, op(HostAction::PowerOn)).await?;
+            }
+            Resp::ok(Node::new("action").text("status", "complete"))
+        }
     }
 }
 

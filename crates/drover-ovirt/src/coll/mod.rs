@@ -5,6 +5,7 @@ pub mod datacenters;
 pub mod diskattachments;
 pub mod disks;
 pub mod events;
+pub mod fenceagents;
 pub mod hosts;
 pub mod jobs;
 pub mod networks;
