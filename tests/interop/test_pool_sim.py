@@ -207,6 +207,7 @@ def test_ovirt_fence_agent_switches_a_host_through_drover_fence(system, x, tmp_p
     host = hosts.host_service(added.id)
     plug = tmp_path / "node-f"
     plug.mkdir()
+    (plug / "node.pid").write_text("999999999\n")  # a node ran there once; it is gone
     agents = host.fence_agents_service()
     assert agents.list() == []
     agent = agents.add(types.Agent(

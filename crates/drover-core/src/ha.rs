@@ -28,11 +28,16 @@ use crate::vm::VmAction;
 /// How often hosts are pinged.
 pub const HEARTBEAT_PERIOD: Duration = Duration::from_millis(1000);
 
-/// How long a ping may take.
-const PING_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a ping may take: less than a period, so that rounds keep their pace.
+const PING_TIMEOUT: Duration = Duration::from_millis(900);
 
 /// Heartbeats a host may miss in a row before it counts as non-responsive.
 pub const MISSES: u32 = 3;
+
+/// Whether a host in this state gets no heartbeats: fenced, switched off, or being switched on.
+fn quiet(state: &str) -> bool {
+    matches!(state, "down" | "powered_off" | "powering_up")
+}
 
 /// What the engine knows of a host's heartbeats.
 #[derive(Debug, Default)]
@@ -69,17 +74,33 @@ impl Engine {
                 .map(|h| (h.r.clone(), h.other(STATE_KEY).unwrap_or("").to_string()))
                 .collect()
         });
+        // Every host is pinged at once, so that hosts that do not answer delay no others.
+        let mut pings = tokio::task::JoinSet::new();
         for (host, state) in hosts {
-            if matches!(state.as_str(), "down" | "powered_off" | "powering_up") {
+            if quiet(&state) {
                 continue;
             }
-            let answered = match self.driver(&host) {
-                Ok(d) => matches!(
-                    tokio::time::timeout(PING_TIMEOUT, d.ping()).await,
-                    Ok(Ok(()))
-                ),
-                Err(_) => false,
-            };
+            let driver = self.driver(&host).ok();
+            pings.spawn(async move {
+                let answered = match driver {
+                    Some(d) => matches!(
+                        tokio::time::timeout(PING_TIMEOUT, d.ping()).await,
+                        Ok(Ok(()))
+                    ),
+                    None => false,
+                };
+                (host, answered)
+            });
+        }
+        while let Some(Ok((host, answered))) = pings.join_next().await {
+            // The host may have been fenced, switched off or removed while it was pinged.
+            let state = self
+                .get("host", &host)
+                .map(|h| h.other(STATE_KEY).map(str::to_string));
+            let Ok(state) = state else { continue };
+            if quiet(state.as_deref().unwrap_or("")) {
+                continue;
+            }
             let lost = {
                 let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
                 let l = live.entry(host.to_string()).or_default();
@@ -117,11 +138,12 @@ impl Engine {
         if let Err(e) = self.set_host_state(host, Some("non_responsive"), false) {
             tracing::warn!(%host, error = %e, "cannot record a host as non-responsive");
         }
-        let fenced = self.fence(host).await;
-        let done = match fenced {
+        match self.fence(host).await {
             Ok(()) => {
                 tracing::warn!(%host, "host fenced");
-                self.host_fenced(host).await
+                if let Err(e) = self.host_fenced(host).await {
+                    tracing::warn!(%host, error = %e, "cannot record a fenced host's guests");
+                }
             }
             Err(e) => {
                 tracing::warn!(%host, error = %e, "cannot fence the host: its guests are left alone");
@@ -132,17 +154,15 @@ impl Engine {
                     host,
                     &format!("Host could not be fenced: {e}; its VMs are not restarted"),
                 );
-                Err(e)
             }
-        };
+        }
         {
             let mut live = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
             let l = live.entry(host.to_string()).or_default();
+            // Fenced, the host gets no heartbeats; not fenced, it is tried again after the
+            // next misses.
             l.fencing = false;
-            if done.is_err() {
-                // Try again after the next misses.
-                l.misses = 0;
-            }
+            l.misses = 0;
         }
         // When its agent answers again (switched on, restarted), the host is taken back.
         let address = self

@@ -53,6 +53,10 @@ struct NodeArgs {
     /// shown at the first start).
     #[arg(long, value_name = "FILE")]
     enrol_secret_file: Option<PathBuf>,
+    /// The most a live migration from this node may send, in MiB per second (default: as fast
+    /// as the network goes); QEMU host driver only.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    migration_bandwidth_mib: Option<u64>,
     #[command(flatten)]
     driver: DriverArgs,
 }
@@ -152,6 +156,10 @@ struct ServeArgs {
     /// The longest pause of a live migration, in milliseconds.
     #[arg(long, default_value_t = drover_core::DEFAULT_MAX_DOWNTIME_MS)]
     max_migration_downtime_ms: u64,
+    /// How often load balancing and the power saver run, in seconds.
+    #[arg(long, default_value_t = drover_core::DEFAULT_BALANCE_PERIOD.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    balance_period_secs: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -188,8 +196,13 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Builds the host driver `args` ask for, with its state in `data_dir`.
-async fn host_driver(data_dir: &Path, args: &DriverArgs) -> Result<Arc<dyn HostDriver>, String> {
+/// Builds the host driver `args` ask for, with its state in `data_dir`; a QEMU host's live
+/// migrations send at most `migration_bandwidth` bytes per second, if given.
+async fn host_driver(
+    data_dir: &Path,
+    args: &DriverArgs,
+    migration_bandwidth: Option<u64>,
+) -> Result<Arc<dyn HostDriver>, String> {
     let sim = || -> Arc<dyn HostDriver> {
         Arc::new(SimHost::new(SimConfig {
             state_file: Some(data_dir.join("sim-host.json")),
@@ -226,6 +239,7 @@ async fn host_driver(data_dir: &Path, args: &DriverArgs) -> Result<Arc<dyn HostD
     config.probe_kernel = tiny_guest(data_dir, args).map(|d| d.join("vmlinuz"));
     config.shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
     config.netns = args.netns.clone();
+    config.migration_bandwidth = migration_bandwidth;
     let host = QemuHost::open(config).await.map_err(|e| e.to_string())?;
     tracing::info!(accel = host.accel().qemu_arg(), "QEMU host agent ready");
     Ok(Arc::new(host))
@@ -335,7 +349,7 @@ fn hostname() -> String {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let host = open_driver(&args.data_dir, &args.driver).await?;
+    let host = open_driver(&args.data_dir, &args.driver, None).await?;
     let sim = (host.info().driver == "sim").then(|| sim_config(&args.driver));
     let connector = connect::Connector::new(args.data_dir.clone(), sim)?;
     let config = EngineConfig {
@@ -348,6 +362,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             dir: args.fence_agents_dir.clone(),
         })),
         max_migration_downtime_ms: args.max_migration_downtime_ms,
+        balance_period: Duration::from_secs(args.balance_period_secs),
         ..EngineConfig::default()
     };
     let engine = Engine::open(config, host)
@@ -369,17 +384,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 /// Makes the data directory, checks the network namespace and builds the host driver.
-async fn open_driver(data_dir: &Path, args: &DriverArgs) -> Result<Arc<dyn HostDriver>, String> {
+async fn open_driver(
+    data_dir: &Path,
+    args: &DriverArgs,
+    migration_bandwidth: Option<u64>,
+) -> Result<Arc<dyn HostDriver>, String> {
     std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     if let Some(name) = &args.netns {
         check_netns(name)?;
     }
-    host_driver(data_dir, args).await
+    host_driver(data_dir, args, migration_bandwidth).await
 }
 
 /// `drover node`: the host agent served to an engine (enrolment first, then mutual TLS).
 async fn node(args: NodeArgs) -> Result<(), String> {
-    let host = open_driver(&args.data_dir, &args.driver).await?;
+    let bandwidth = args.migration_bandwidth_mib.map(|m| m << 20);
+    let host = open_driver(&args.data_dir, &args.driver, bandwidth).await?;
     let pki = &args.data_dir;
     let (identity, secret) =
         drover_node::NodeIdentity::load_or_init(pki, args.enrol_secret_file.as_deref())

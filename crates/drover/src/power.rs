@@ -120,7 +120,8 @@ fn node_processes(dir: &Path) -> (Option<i32>, Vec<i32>) {
 /// `action` (`off`, `on`, `reboot`, `status`, `monitor`), `plug` (the node's data directory)
 /// and, for `on`, `start` (a shell command that starts the node again).
 /// `off` kills the node and every QEMU process of its guests at once (SIGKILL) and succeeds
-/// once they are gone.
+/// once they are gone. A `plug` without a `node.pid` (no node ever ran there: a wrong
+/// directory) fails every action but `monitor`, so that nothing is confirmed off by mistake.
 pub fn fence_agent() -> std::process::ExitCode {
     use std::io::Read;
     let mut input = String::new();
@@ -145,6 +146,16 @@ pub fn fence_agent() -> std::process::ExitCode {
         eprintln!("drover fence: the option plug (the node's data directory) is missing");
         return std::process::ExitCode::from(1);
     };
+    // A plug that names no node's directory must not confirm anything: the node it was meant
+    // for may still run.
+    if !dir.join(NODE_PIDFILE).is_file() {
+        eprintln!(
+            "drover fence: {} is not the data directory of a node that has run ({NODE_PIDFILE} \
+             is missing)",
+            dir.display()
+        );
+        return std::process::ExitCode::from(1);
+    }
     let code = match action {
         "status" => {
             if node_processes(&dir).0.is_some() {
