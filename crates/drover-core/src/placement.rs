@@ -55,8 +55,6 @@ struct HostIndex<'a> {
     /// Networks with no PIF anywhere: host-internal networks, there wherever a guest needs
     /// them.
     internal: Vec<String>,
-    /// Hosts that run guests.
-    busy: HashSet<&'a str>,
 }
 
 impl<'a> HostIndex<'a> {
@@ -82,12 +80,6 @@ impl<'a> HostIndex<'a> {
                     .entry(p.str("host"))
                     .or_default()
                     .push(n.r.to_string());
-            }
-        }
-        for v in db.all("VM") {
-            let host = v.str("resident_on");
-            if host != NULL_REF {
-                index.busy.insert(host);
             }
         }
         index
@@ -204,25 +196,8 @@ impl Engine {
         self.read(|db| {
             let index = HostIndex::new(db);
             let master = self.this_host_in(db);
-            let hosts = db
-                .all("host")
-                .map(|h| {
-                    let memory = db
-                        .get("host_metrics", h.str("metrics"))
-                        .map_or(0, |m| m.int("memory_total").max(0) / MIB);
-                    let cpus = h.refs("host_CPUs").len().max(1) as u32;
-                    let mut state = HostState::new(&*h.r, cpus, memory as u64);
-                    let busy = index.busy.contains(&*h.r);
-                    state.status = host_status(db, h, connected.contains(&*h.r), busy);
-                    state.cpu_load_percent = index.load(&h.r);
-                    state.networks = index.networks(&h.r);
-                    state.power_management = crate::fence::has_power_management(h);
-                    state.spm = h.r == master;
-                    state
-                })
-                .collect();
             // Only guests that run take room; a VM being placed is given on its own.
-            let vms = db
+            let vms: Vec<VmState> = db
                 .all("VM")
                 .filter(|v| {
                     matches!(v.str("power_state"), "Running" | "Paused")
@@ -231,6 +206,27 @@ impl Engine {
                         && !v.bool("is_control_domain")
                 })
                 .map(|v| vm_state(db, v))
+                .collect();
+            let busy: HashSet<&str> = vms
+                .iter()
+                .filter_map(|v| v.host.as_ref().map(HostId::as_str))
+                .collect();
+            let hosts = db
+                .all("host")
+                .map(|h| {
+                    let memory = db
+                        .get("host_metrics", h.str("metrics"))
+                        .map_or(0, |m| m.int("memory_total").max(0) / MIB);
+                    let cpus = h.refs("host_CPUs").len().max(1) as u32;
+                    let mut state = HostState::new(&*h.r, cpus, memory as u64);
+                    let busy = busy.contains(&*h.r);
+                    state.status = host_status(db, h, connected.contains(&*h.r), busy);
+                    state.cpu_load_percent = index.load(&h.r);
+                    state.networks = index.networks(&h.r);
+                    state.power_management = crate::fence::has_power_management(h);
+                    state.spm = h.r == master;
+                    state
+                })
                 .collect();
             Cluster {
                 policy: pool_policy(db),

@@ -66,7 +66,9 @@ pub struct Class {
     pub name: Arc<str>,
     /// Fields in datamodel order; records list them in this order.
     pub fields: Vec<Field>,
-    index: HashMap<Arc<str>, usize>,
+    /// Field positions by name. Every field access of the engine goes through it, so it uses a
+    /// fast hasher rather than SipHash (the names are the datamodel's, not an attacker's).
+    index: HashMap<Arc<str>, usize, foldhash::fast::FixedState>,
     /// Messages by name.
     pub messages: HashMap<Arc<str>, Message>,
 }
