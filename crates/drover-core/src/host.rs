@@ -173,12 +173,7 @@ impl Engine {
         let plan = drover_sched::evacuate(&self.cluster(), &drover_sched::HostId::from(host))
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         let mut stuck: Vec<String> = Vec::new();
-        for (vm, why) in &plan.stuck {
-            let name = self
-                .get("VM", vm.as_str())
-                .map(|v| v.str("name_label").to_string())
-                .unwrap_or_else(|_| vm.to_string());
-            let msg = format!("VM {name} cannot be moved off the host: {why}");
+        let mut refuse = |msg: String| {
             self.audit_system(
                 codes::VDS_MAINTENANCE_FAILED,
                 Severity::Warning,
@@ -187,6 +182,13 @@ impl Engine {
                 &format!("Host cannot enter maintenance yet: {msg}"),
             );
             stuck.push(msg);
+        };
+        for (vm, why) in &plan.stuck {
+            let name = self
+                .get("VM", vm.as_str())
+                .map(|v| v.str("name_label").to_string())
+                .unwrap_or_else(|_| vm.to_string());
+            refuse(format!("VM {name} cannot be moved off the host: {why}"));
         }
         for m in plan.migrations {
             let sub = ctx.child();
@@ -194,15 +196,7 @@ impl Engine {
                 .pool_migrate(&sub, m.vm.as_str(), Some(m.to.as_str()))
                 .await
             {
-                let msg = format!("VM {} could not be migrated: {e}", m.vm);
-                self.audit_system(
-                    codes::VDS_MAINTENANCE_FAILED,
-                    Severity::Warning,
-                    "host",
-                    host,
-                    &format!("Host cannot enter maintenance yet: {msg}"),
-                );
-                stuck.push(msg);
+                refuse(format!("VM {} could not be migrated: {e}", m.vm));
             }
             ctx.checkpoint()?;
         }
