@@ -221,6 +221,8 @@ def test_ovirt_fence_agent_switches_a_host_through_drover_fence(system, x, tmp_p
     ref = x.host.get_by_uuid(added.id)
     assert "password" not in str(agents.agent_service(agent.id).get().options)
     assert x.host.get_power_on_mode(ref) == "drover"
+    config = x.host.get_power_on_config(ref)
+    assert "password" not in config and config["password_secret"], "the password is a secret"
 
     assert host.fence(fence_type="status").status == types.PowerManagementStatus.OFF
     host.fence(fence_type="start")

@@ -28,6 +28,9 @@ const EPHEMERAL: &[&str] = &["session"];
 /// Store kind of login accounts.
 pub(crate) const ACCOUNT_KIND: &str = "_account";
 
+/// Store kind of secrets (power-management passwords), kept out of every object.
+pub(crate) const SECRET_KIND: &str = "_secret";
+
 /// How an engine is set up.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -95,6 +98,8 @@ pub struct Engine {
     pub(crate) overcommit: Mutex<HashMap<String, u64>>,
     pub(crate) sessions: RwLock<HashMap<Ref, Arc<SessionInfo>>>,
     pub(crate) accounts: RwLock<HashMap<String, Account>>,
+    /// Secrets by uuid: values objects name but do not show.
+    pub(crate) secrets: RwLock<HashMap<String, String>>,
     pub(crate) cancels: Mutex<HashMap<Ref, CancellationToken>>,
     pub(crate) data_dir: PathBuf,
     pub(crate) console_base: String,
@@ -138,11 +143,18 @@ impl Engine {
         let rows = store.load_all()?;
         let mut db = Db::default();
         let mut accounts = HashMap::new();
+        let mut secrets = HashMap::new();
         let mut audit_rows = Vec::new();
         let schema = Schema::get();
         for row in rows {
             if row.kind == AUDIT_KIND {
                 audit_rows.push(row);
+                continue;
+            }
+            if row.kind == SECRET_KIND {
+                if let Ok(value) = String::from_utf8(row.data.clone()) {
+                    secrets.insert(row.key.clone(), value);
+                }
                 continue;
             }
             if row.kind == ACCOUNT_KIND {
@@ -184,6 +196,7 @@ impl Engine {
             ha_restarts: Mutex::new(Vec::new()),
             sessions: RwLock::new(HashMap::new()),
             accounts: RwLock::new(accounts),
+            secrets: RwLock::new(secrets),
             cancels: Mutex::new(HashMap::new()),
             data_dir: config.data_dir.clone(),
             net_lock: tokio::sync::Mutex::new(()),
@@ -304,6 +317,44 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.into(), account);
         Ok(())
+    }
+
+    /// Stores secrets and forgets others, durably, in one commit.
+    pub(crate) fn change_secrets(&self, put: &[(String, String)], forget: &[String]) -> Result<()> {
+        let _w = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let rows: Vec<StoreChange> = put
+            .iter()
+            .map(|(k, v)| {
+                StoreChange::Put(Row {
+                    kind: SECRET_KIND.into(),
+                    key: k.clone(),
+                    data: v.clone().into_bytes(),
+                })
+            })
+            .chain(forget.iter().map(|k| StoreChange::Delete {
+                kind: SECRET_KIND.into(),
+                key: k.clone(),
+            }))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        blocking(|| self.store.commit(&rows))?;
+        let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        for k in forget {
+            secrets.remove(k);
+        }
+        secrets.extend(put.iter().cloned());
+        Ok(())
+    }
+
+    /// A secret's value.
+    pub(crate) fn secret(&self, uuid: &str) -> Option<String> {
+        self.secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uuid)
+            .cloned()
     }
 
     /// A receiver that sees the newest generation after every change.

@@ -59,6 +59,19 @@ pub trait PowerManager: Send + Sync + std::fmt::Debug {
     ) -> std::result::Result<PowerState, String>;
 }
 
+/// Suffix of a `power_on_config` key whose value names a secret.
+pub const SECRET_SUFFIX: &str = "_secret";
+
+/// A host's `power_on_config`.
+fn config_of(host: &Obj) -> Vec<(String, String)> {
+    host.get("power_on_config")
+        .as_map()
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+        .collect()
+}
+
 /// Whether a host has power management set up.
 pub(crate) fn has_power_management(host: &Obj) -> bool {
     !host.str("power_on_mode").is_empty()
@@ -78,13 +91,23 @@ impl Engine {
                 "host {host} has no power management"
             )));
         };
-        let options: BTreeMap<String, String> = obj
-            .get("power_on_config")
-            .as_map()
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
-            .collect();
+        let mut options = BTreeMap::new();
+        for (k, v) in config_of(&obj) {
+            match k.strip_suffix(SECRET_SUFFIX) {
+                Some(name) => {
+                    let value =
+                        self.secret(&v)
+                            .ok_or_else(|| CoreError::PowerManagementFailed {
+                                host: host.into(),
+                                reason: format!("the secret of option {name} is gone"),
+                            })?;
+                    options.insert(name.to_string(), value);
+                }
+                None => {
+                    options.insert(k, v);
+                }
+            }
+        }
         pm.run(&kind, &options, action)
             .await
             .map_err(|reason| CoreError::PowerManagementFailed {
@@ -112,17 +135,56 @@ impl Engine {
         }
     }
 
-    /// Sets a host's power management (XenAPI `host.set_power_on_mode`).
+    /// Sets a host's power management (XenAPI `host.set_power_on_mode`). A password option
+    /// (a key ending in `password`) is kept as a secret: the config names it as
+    /// `KEY_secret` = the secret's uuid, as XenServer does, and the agent gets the password.
     pub(crate) fn set_power_on_mode(
         &self,
         host: &str,
         mode: &str,
         config: Vec<(String, String)>,
     ) -> Result<()> {
-        self.get("host", host)?;
-        self.write(|t| {
+        let old: Vec<String> = config_of(&*self.get("host", host)?)
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(SECRET_SUFFIX))
+            .map(|(_, v)| v)
+            .collect();
+        let mut new_secrets = Vec::new();
+        let config: Vec<(String, String)> = config
+            .into_iter()
+            .map(|(k, v)| {
+                if k.ends_with("password") {
+                    let uuid = crate::txn::new_uuid();
+                    new_secrets.push((uuid.clone(), v));
+                    (format!("{k}{SECRET_SUFFIX}"), uuid)
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        let kept: Vec<&String> = config
+            .iter()
+            .filter(|(k, _)| k.ends_with(SECRET_SUFFIX))
+            .map(|(_, v)| v)
+            .collect();
+        let gone: Vec<String> = old.into_iter().filter(|u| !kept.contains(&u)).collect();
+        self.change_secrets(&new_secrets, &[])?;
+        let written = self.write(|t| {
             t.set("host", host, "power_on_mode", Value::str(mode))?;
-            t.set("host", host, "power_on_config", Value::string_map(config))
-        })
+            t.set(
+                "host",
+                host,
+                "power_on_config",
+                Value::string_map(config.clone()),
+            )
+        });
+        match written {
+            Ok(()) => self.change_secrets(&[], &gone),
+            Err(e) => {
+                let made: Vec<String> = new_secrets.into_iter().map(|(u, _)| u).collect();
+                let _ = self.change_secrets(&[], &made);
+                Err(e)
+            }
+        }
     }
 }

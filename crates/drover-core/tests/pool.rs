@@ -83,6 +83,12 @@ impl PowerManager for Power {
             return Err("the power switch does not answer".into());
         }
         let plug = options.get("plug").cloned().unwrap_or_default();
+        let name = ["b", "c", "d"].into_iter().find(|n| addr(n) == plug);
+        assert_eq!(
+            options.get("password"),
+            name.map(|n| format!("pw-{n}")).as_ref(),
+            "the agent gets the password from its secret"
+        );
         let mut off = self.off.lock().unwrap();
         Ok(match action {
             PowerAction::Off => {
@@ -111,12 +117,16 @@ struct Pool {
 
 impl Pool {
     async fn new() -> Pool {
-        let dir = tempfile::tempdir().unwrap();
         let fleet = Arc::new(Fleet::default());
         let power = Arc::new(Power {
             fleet: fleet.clone(),
             ..Power::default()
         });
+        Pool::open(tempfile::tempdir().unwrap(), fleet, power).await
+    }
+
+    /// The engine on `dir` (again, after a restart) with this fleet and power switch.
+    async fn open(dir: tempfile::TempDir, fleet: Arc<Fleet>, power: Arc<Power>) -> Pool {
         let config = EngineConfig {
             data_dir: dir.path().to_path_buf(),
             admin_password: Some("secret".into()),
@@ -247,11 +257,25 @@ impl Pool {
             host: host.into(),
             action: HostAction::SetPowerOnMode {
                 mode: "sim".into(),
-                config: vec![("plug".into(), addr(name))],
+                config: vec![
+                    ("plug".into(), addr(name)),
+                    ("password".into(), format!("pw-{name}")),
+                ],
             },
         })
         .await
         .unwrap();
+        let config = self
+            .engine
+            .get("host", host)
+            .unwrap()
+            .get("power_on_config")
+            .clone();
+        assert!(
+            config.map_get("password").is_none(),
+            "no password in the record"
+        );
+        assert!(config.map_get("password_secret").is_some());
     }
 
     /// Sets the pool's scheduling policy and its parameters.
@@ -707,4 +731,33 @@ async fn balancing_spreads_guests_and_the_power_saver_switches_idle_hosts() {
             && p.engine.host_connected(&off)
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_management_passwords_are_secrets_that_survive_a_restart() {
+    let pool = Pool::new().await;
+    let b = pool.join("b").await;
+    pool.set_pm(&b, "b").await;
+    let Pool {
+        engine,
+        fleet,
+        power,
+        _dir: dir,
+        ..
+    } = pool;
+    drop(engine);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pool = Pool::open(dir, fleet, power).await;
+    // The power switch checks that it gets b's password, read back from the store.
+    let state = pool
+        .call(Op::Host {
+            host: b.clone(),
+            action: HostAction::PowerStatus,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(state, Reply::Value(ref v) if v.as_str() == Some("on")),
+        "{state:?}"
+    );
 }

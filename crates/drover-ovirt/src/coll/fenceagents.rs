@@ -4,7 +4,7 @@
 //! A host has at most one agent, whose id is derived from the host's. Its `address` is the
 //! option `ip`, `username` and `password` are `username` and `password`, `port` is `ipport`
 //! (the fence-agents names), and each of its `options` is an option of its own. The password is
-//! never shown.
+//! never shown: the core keeps it as a secret.
 
 use axum::http::Method;
 use drover_core::{HostAction, Obj, Op};
@@ -14,8 +14,9 @@ use crate::fault::{ApiError, ApiResult};
 use crate::model;
 use crate::node::Node;
 
-/// Options of `power_on_config` that are fields of the agent, not `options`.
-const FIELDS: &[&str] = &["ip", "username", "password", "ipport"];
+/// Options of `power_on_config` that are fields of the agent, not `options` (the password is
+/// kept by the core as a secret, named by `password_secret`).
+const FIELDS: &[&str] = &["ip", "username", "password_secret", "ipport"];
 
 /// Handles `/hosts/{id}/fenceagents/...`.
 pub async fn handle(api: &Api, req: &Req, host: &Obj, rest: &[&str]) -> ApiResult<Resp> {
@@ -60,7 +61,8 @@ pub async fn handle(api: &Api, req: &Req, host: &Obj, rest: &[&str]) -> ApiResul
                 config.push(("ip".into(), address.into()));
             }
             for (k, v) in fields(&body)? {
-                config.retain(|(x, _)| *x != k);
+                let secret = format!("{k}_secret");
+                config.retain(|(x, _)| *x != k && *x != secret);
                 config.push((k, v));
             }
             set(api, req, host, &kind, config).await?;
