@@ -8,40 +8,11 @@ from __future__ import annotations
 import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
-from zvmconnector import connector
 
 import xapitest
+from threeapis import system, x, zvm  # noqa: F401 (fixtures)
 from conftest import TINY_GUEST
-from ovirttest import GiB, MiB, ZERO_ID, blank_vm, connect, data_domain, wait_disk_ok, wait_for, wait_vm_status
-
-
-@pytest.fixture(scope="module")
-def system(ovirt_zvm_engine):
-    c = connect(ovirt_zvm_engine)
-    yield c.system_service()
-    if ovirt_zvm_engine.alive:
-        c.close()
-
-
-@pytest.fixture(scope="module")
-def x(ovirt_zvm_engine):
-    s = ovirt_zvm_engine.session()
-    yield s.xenapi
-    if ovirt_zvm_engine.alive:
-        s.xenapi.session.logout()
-
-
-@pytest.fixture(scope="module")
-def zvm(ovirt_zvm_engine):
-    c = connector.ZVMConnector("127.0.0.1", ovirt_zvm_engine.zvm_port)
-
-    def call(api, *args, **kwargs):
-        r = c.send_request(api, *args, **kwargs)
-        assert r["overallRC"] == 0, (api, r)
-        return r["output"]
-
-    call.raw = c.send_request
-    return call
+from ovirttest import GiB, MiB, ZERO_ID, blank_vm, data_domain, wait_disk_ok, wait_for, wait_vm_status
 
 
 def status(system, vm_id):

@@ -9,38 +9,10 @@ from __future__ import annotations
 import ovirtsdk4.types as types
 import pytest
 import XenAPI
-from zvmconnector import connector
 
 import xapitest
-from ovirttest import connect, wait_for
-
-
-@pytest.fixture(scope="module")
-def x(ovirt_zvm_engine):
-    s = ovirt_zvm_engine.session()
-    yield s.xenapi
-    if ovirt_zvm_engine.alive:
-        s.xenapi.session.logout()
-
-
-@pytest.fixture(scope="module")
-def system(ovirt_zvm_engine):
-    c = connect(ovirt_zvm_engine)
-    yield c.system_service()
-    if ovirt_zvm_engine.alive:
-        c.close()
-
-
-@pytest.fixture(scope="module")
-def zvm(ovirt_zvm_engine):
-    c = connector.ZVMConnector("127.0.0.1", ovirt_zvm_engine.zvm_port)
-
-    def call(api, *args, **kwargs):
-        r = c.send_request(api, *args, **kwargs)
-        assert r["overallRC"] == 0, (api, r)
-        return r["output"]
-
-    return call
+from threeapis import system, x, zvm  # noqa: F401 (fixtures)
+from ovirttest import wait_for
 
 
 def join(x, address):
@@ -48,7 +20,8 @@ def join(x, address):
 
 
 def running_vm(x, host, name):
-    """A diskless VM started on `host` (simulated hosts keep their disk images apart)."""
+    """A diskless VM started on `host` (the default SR is the master's local storage, which
+    no other host reaches)."""
     vm = xapitest.new_vm(x, name)
     x.VM.start_on(vm, host, False, False)
     assert x.VM.get_resident_on(vm) == host

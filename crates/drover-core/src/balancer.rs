@@ -17,7 +17,6 @@ use crate::audit::{codes, Severity};
 use crate::engine::{now, Engine};
 use crate::error::Result;
 use crate::fence::PowerAction;
-use crate::fleet::NODE_KEY;
 use crate::ops::Op;
 use crate::vm::VmAction;
 
@@ -137,13 +136,7 @@ impl Engine {
             host,
             "Host was switched on",
         );
-        let address = self
-            .get("host", host)
-            .ok()
-            .and_then(|h| h.other(NODE_KEY).map(str::to_string));
-        if let Some(address) = address {
-            self.spawn_reconnect(host.into(), address);
-        }
+        self.reconnect_later(host);
         Ok(())
     }
 }

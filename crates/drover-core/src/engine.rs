@@ -364,14 +364,17 @@ impl Engine {
 
     /// The pool master's reference: the host this engine runs beside.
     pub fn this_host(&self) -> Ref {
-        self.read(|db| {
-            db.all("pool")
-                .next()
-                .map(|p| Ref::from(p.str("master")))
-                .or_else(|| db.all("host").next().map(|h| h.r.clone()))
-        })
-        .unwrap_or_else(|| drover_model::NULL_REF.into())
+        self.read(master_of)
     }
+}
+
+/// The pool master in `db` (before the pool exists, the first host).
+pub(crate) fn master_of(db: &Db) -> Ref {
+    db.all("pool")
+        .next()
+        .map(|p| Ref::from(p.str("master")))
+        .or_else(|| db.all("host").next().map(|h| h.r.clone()))
+        .unwrap_or_else(|| drover_model::NULL_REF.into())
 }
 
 /// Runs a blocking store call, letting the async runtime move other work off this thread.

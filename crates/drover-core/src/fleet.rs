@@ -258,14 +258,22 @@ impl Engine {
     pub(crate) fn reconnect_all(self: &Arc<Self>) {
         let hosts: Vec<(Ref, String)> = self.read(|db| {
             db.all("host")
-                .filter_map(|h| {
-                    let node = h.get("other_config").map_get(NODE_KEY)?.as_str()?;
-                    Some((h.r.clone(), node.to_string()))
-                })
+                .filter_map(|h| Some((h.r.clone(), h.other(NODE_KEY)?.to_string())))
                 .collect()
         });
         for (host, address) in hosts {
             self.spawn_reconnect(host, address);
+        }
+    }
+
+    /// Takes `host` back once its agent, at the address it joined with, answers again.
+    pub(crate) fn reconnect_later(self: &Arc<Self>, host: &str) {
+        let address = self
+            .get("host", host)
+            .ok()
+            .and_then(|h| h.other(NODE_KEY).map(str::to_string));
+        if let Some(address) = address {
+            self.spawn_reconnect(host.into(), address);
         }
     }
 
@@ -312,14 +320,7 @@ impl Engine {
                 "this engine is not set up to reach other hosts".into(),
             )
         })?;
-        let taken = self.read(|db| {
-            db.all("host").any(|h| {
-                h.get("other_config")
-                    .map_get(NODE_KEY)
-                    .and_then(|v| v.as_str())
-                    == Some(address)
-            })
-        });
+        let taken = self.read(|db| db.all("host").any(|h| h.other(NODE_KEY) == Some(address)));
         if taken {
             return Err(CoreError::InvalidValue {
                 field: "address".into(),

@@ -165,13 +165,7 @@ impl Engine {
             l.misses = 0;
         }
         // When its agent answers again (switched on, restarted), the host is taken back.
-        let address = self
-            .get("host", host)
-            .ok()
-            .and_then(|h| h.other(NODE_KEY).map(str::to_string));
-        if let Some(address) = address {
-            self.spawn_reconnect(host.clone(), address);
-        }
+        self.reconnect_later(host);
     }
 
     /// The host is confirmed off: its guests stopped with it.

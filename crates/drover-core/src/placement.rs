@@ -195,7 +195,7 @@ impl Engine {
             .collect();
         self.read(|db| {
             let index = HostIndex::new(db);
-            let master = self.this_host_in(db);
+            let master = crate::engine::master_of(db);
             // Only guests that run take room; a VM being placed is given on its own.
             let vms: Vec<VmState> = db
                 .all("VM")
@@ -236,14 +236,6 @@ impl Engine {
                 affinity: Vec::new(),
             }
         })
-    }
-
-    /// The pool master's reference, read from `db`.
-    fn this_host_in(&self, db: &Db) -> Ref {
-        db.all("pool")
-            .next()
-            .map(|p| Ref::from(p.str("master")))
-            .unwrap_or_else(|| NULL_REF.into())
     }
 
     /// Chooses a host for `vm` by the pool's policy: to start it, or (with `from`) to move it

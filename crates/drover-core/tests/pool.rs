@@ -151,6 +151,15 @@ impl Pool {
         self.engine.call(&self.caller, op).await
     }
 
+    /// A host operation.
+    async fn host_op(&self, host: &str, action: HostAction) -> Result<Reply, CoreError> {
+        self.call(Op::Host {
+            host: host.into(),
+            action,
+        })
+        .await
+    }
+
     async fn join(&self, name: &str) -> String {
         let reply = self
             .call(Op::PoolJoin {
@@ -409,21 +418,11 @@ async fn hosts_join_with_their_secret_and_share_storage_and_networks() {
     let pbds = pool.engine.get("SR", &sr).unwrap().refs("PBDs").len();
     assert_eq!(pbds, 4);
     // Ejecting a host forgets it and its local storage.
-    pool.call(Op::Host {
-        host: c.clone(),
-        action: HostAction::Eject,
-    })
-    .await
-    .unwrap();
+    pool.host_op(&c, HostAction::Eject).await.unwrap();
     assert!(pool.engine.get("host", &c).is_err());
     assert_eq!(pool.engine.get("SR", &sr).unwrap().refs("PBDs").len(), 3);
     let master = pool.engine.this_host().to_string();
-    let own = pool
-        .call(Op::Host {
-            host: master,
-            action: HostAction::Eject,
-        })
-        .await;
+    let own = pool.host_op(&master, HostAction::Eject).await;
     assert!(
         matches!(own, Err(CoreError::OperationNotAllowed(_))),
         "{own:?}"
@@ -483,25 +482,10 @@ async fn live_migration_moves_a_guest_and_evacuation_empties_a_host() {
     );
     assert_eq!(pool.vm_field(&pinned, "resident_on"), b);
     // Evacuating c moves its guest off; b cannot be emptied while "db" holds to its disk.
-    pool.call(Op::Host {
-        host: c.clone(),
-        action: HostAction::Disable,
-    })
-    .await
-    .unwrap();
-    pool.call(Op::Host {
-        host: c.clone(),
-        action: HostAction::Evacuate,
-    })
-    .await
-    .unwrap();
+    pool.host_op(&c, HostAction::Disable).await.unwrap();
+    pool.host_op(&c, HostAction::Evacuate).await.unwrap();
     assert_ne!(pool.vm_field(&vm, "resident_on"), c);
-    let stuck = pool
-        .call(Op::Host {
-            host: b.clone(),
-            action: HostAction::Evacuate,
-        })
-        .await;
+    let stuck = pool.host_op(&b, HostAction::Evacuate).await;
     assert!(
         matches!(stuck, Err(CoreError::CannotEvacuateHost(_))),
         "{stuck:?}"
@@ -550,12 +534,7 @@ async fn a_failed_host_is_fenced_before_its_ha_guests_restart_elsewhere() {
     let state = pool.engine.get("host", &b).unwrap();
     assert_eq!(state.other("drover_state"), Some("down"));
     // Switched on again, the host answers and is taken back.
-    pool.call(Op::Host {
-        host: b.clone(),
-        action: HostAction::PowerOn,
-    })
-    .await
-    .unwrap();
+    pool.host_op(&b, HostAction::PowerOn).await.unwrap();
     pool.until(20, "b up again", |p| {
         p.engine
             .get("host", &b)
@@ -583,12 +562,7 @@ async fn a_failed_host_is_fenced_before_its_ha_guests_restart_elsewhere() {
     );
     assert_eq!(pool.vm_field(&ha, "power_state"), "Running");
     // An administrator who switched c off by hand says so; its HA guest then restarts.
-    pool.call(Op::Host {
-        host: c.clone(),
-        action: HostAction::ConfirmFenced,
-    })
-    .await
-    .unwrap();
+    pool.host_op(&c, HostAction::ConfirmFenced).await.unwrap();
     pool.until(20, "HA guest restarted after the confirmation", |p| {
         p.vm_field(&ha, "power_state") == "Running" && p.vm_field(&ha, "resident_on") != c
     })
@@ -659,12 +633,7 @@ async fn balancing_spreads_guests_and_the_power_saver_switches_idle_hosts() {
     let b = pool.join("b").await;
     let c = pool.join("c").await;
     let master = pool.engine.this_host().to_string();
-    pool.call(Op::Host {
-        host: master,
-        action: HostAction::Disable,
-    })
-    .await
-    .unwrap();
+    pool.host_op(&master, HostAction::Disable).await.unwrap();
     let mut vms = Vec::new();
     for i in 0..4 {
         let vm = pool.vm(&format!("g{i}"), None, 256).await;
@@ -749,13 +718,7 @@ async fn power_management_passwords_are_secrets_that_survive_a_restart() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pool = Pool::open(dir, fleet, power).await;
     // The power switch checks that it gets b's password, read back from the store.
-    let state = pool
-        .call(Op::Host {
-            host: b.clone(),
-            action: HostAction::PowerStatus,
-        })
-        .await
-        .unwrap();
+    let state = pool.host_op(&b, HostAction::PowerStatus).await.unwrap();
     assert!(
         matches!(state, Reply::Value(ref v) if v.as_str() == Some("on")),
         "{state:?}"
